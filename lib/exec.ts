@@ -1,0 +1,95 @@
+/**
+ * The only module that starts processes. argv arrays only, never a shell:
+ * interface names, paths and comments come from outside.
+ */
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+
+// Loaded on first use, not at module top level: the executable is a V8
+// startup snapshot and child_process is not snapshot-safe.
+function spawnProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv | undefined, timeout: number | undefined): ChildProcessWithoutNullStreams {
+  const cp = process.getBuiltinModule('node:child_process') as typeof import('node:child_process');
+  return cp.spawn(cmd, args, { env, stdio: ['pipe', 'pipe', 'pipe'], shell: false, timeout });
+}
+
+export interface RunOptions {
+  /** Bytes for the child's stdin. */
+  input?: string | Buffer;
+  /** Full environment for the child (defaults to this process's). */
+  env?: Record<string, string | undefined>;
+  /** Run inside the network namespace at this path (any nsfs path, not only /run/netns names). */
+  netns?: string;
+  /** Resolve instead of throwing when the exit code is not zero. */
+  allowFailure?: boolean;
+  timeoutMs?: number;
+}
+
+export interface RunResult {
+  argv: string[];
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class ExecError extends Error {
+  readonly argv: string[];
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+
+  constructor(argv: string[], code: number, stdout: string, stderr: string, reason?: string) {
+    const what = reason ?? `exited with code ${code}`;
+    const tail = stderr.trim() ? `: ${stderr.trim()}` : '';
+    super(`${argv.join(' ')} ${what}${tail}`);
+    this.name = 'ExecError';
+    this.argv = argv;
+    this.code = code;
+    this.stdout = stdout;
+    this.stderr = stderr;
+  }
+}
+
+/** The argv that runs `argv` inside the network namespace at `netnsPath`. */
+export function inNetns(netnsPath: string, argv: string[]): string[] {
+  return ['nsenter', `--net=${netnsPath}`, '--', ...argv];
+}
+
+export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const full = opts.netns ? inNetns(opts.netns, argv) : argv;
+  const [cmd, ...rest] = full;
+  if (!cmd) return Promise.reject(new Error('run: empty argv'));
+  return new Promise((resolve, reject) => {
+    const child = spawnProcess(cmd, rest, opts.env as NodeJS.ProcessEnv | undefined, opts.timeoutMs);
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      const reason = e.code === 'ENOENT' ? `failed: command not found (${cmd})` : `failed to start: ${e.message}`;
+      reject(Object.assign(new ExecError(full, -1, '', '', reason), { errno: e.code }));
+    });
+    child.on('close', (code, signal) => {
+      const stdout = Buffer.concat(out).toString('utf8');
+      const stderr = Buffer.concat(err).toString('utf8');
+      const exitCode = code ?? (signal ? 128 : -1);
+      if (exitCode !== 0 && !opts.allowFailure) {
+        reject(new ExecError(full, exitCode, stdout, stderr, signal ? `killed by ${signal}` : undefined));
+        return;
+      }
+      resolve({ argv: full, code: exitCode, stdout, stderr });
+    });
+    // EPIPE when the child exits without reading stdin is not our error to report.
+    child.stdin.on('error', () => {});
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** Run and return stdout; throws ExecError on a non-zero exit. */
+export async function runText(argv: string[], opts: RunOptions = {}): Promise<string> {
+  return (await run(argv, opts)).stdout;
+}
+
+/** Run a command that prints JSON (`ip -json ...`) and parse it. */
+export async function runJson<T>(argv: string[], opts: RunOptions = {}): Promise<T> {
+  const text = (await run(argv, opts)).stdout.trim();
+  return (text ? JSON.parse(text) : []) as T;
+}

@@ -58,7 +58,15 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
   const [cmd, ...rest] = full;
   if (!cmd) return Promise.reject(new Error('run: empty argv'));
   return new Promise((resolve, reject) => {
-    const child = spawnProcess(cmd, rest, opts.env as NodeJS.ProcessEnv | undefined, opts.timeoutMs);
+    let child: ChildProcessWithoutNullStreams;
+    try {
+      child = spawnProcess(cmd, rest, opts.env as NodeJS.ProcessEnv | undefined, opts.timeoutMs);
+    } catch (e) {
+      // Some exec failures (ETXTBSY, EACCES) are thrown synchronously rather than emitted.
+      const code = (e as NodeJS.ErrnoException).code;
+      reject(Object.assign(new ExecError(full, -1, '', '', `failed to start: ${(e as Error).message}`), { errno: code }));
+      return;
+    }
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));

@@ -44,7 +44,7 @@ describe('convertResult', () => {
   });
 
   it.each(['0.3.0', '0.3.1', '0.4.0'])('adds ips[].version for %s', (v) => {
-    const out = convertResult(FULL, v) as { ips: Record<string, unknown>[] };
+    const out = convertResult(FULL, v) as { cniVersion: string; ips: Record<string, unknown>[] };
     expect(out.cniVersion).toBe(v);
     expect(out.ips.map((i) => i.version)).toEqual(['4', '4', '6']);
   });

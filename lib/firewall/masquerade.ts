@@ -1,0 +1,173 @@
+/**
+ * Applying masquerade rules: one iptables-restore per family or one nft
+ * transaction for setup; teardown and GC find rules by their tags (chain
+ * name / comment), never by the pod's live addresses.
+ */
+import { accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
+import { run } from '../exec.ts';
+import type { Family } from '../ip/prefix.ts';
+import { familyOf } from '../ip/prefix.ts';
+import {
+  familyOfCidrs,
+  parseMasqComment,
+  parsePostrouting,
+  renderMasqSetup,
+  renderMasqTeardown,
+} from './masquerade-iptables.ts';
+import {
+  NFT_MASQ_CHAIN,
+  NFT_MASQ_TABLE,
+  commentForInstance,
+  hashForInstance,
+  hashForNetwork,
+  parseNftRules,
+  renderNftDeleteRules,
+  renderNftMasqSetup,
+} from './masquerade-nftables.ts';
+import { formatChainName, formatComment } from './naming.ts';
+
+export type MasqBackend = 'iptables' | 'nftables';
+
+const IPT: Record<Family, { main: string; restore: string }> = {
+  4: { main: 'iptables', restore: 'iptables-restore' },
+  6: { main: 'ip6tables', restore: 'ip6tables-restore' },
+};
+
+/** Is `cmd` an executable in PATH? A file check, no process. */
+export function hasCommand(cmd: string): boolean {
+  for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    if (!dir) continue;
+    try {
+      accessSync(join(dir, cmd), constants.X_OK);
+      return true;
+    } catch {
+      // not in this directory
+    }
+  }
+  return false;
+}
+
+/** As the reference: iptables unless only nftables is available. */
+export function detectMasqBackend(): MasqBackend {
+  if (!hasCommand('iptables-restore') && hasCommand('nft')) return 'nftables';
+  return 'iptables';
+}
+
+export async function setupMasquerade(backend: MasqBackend, cidrs: readonly string[], network: string, ifname: string, containerId: string): Promise<void> {
+  if (cidrs.length === 0) return;
+  if (backend === 'nftables') {
+    await run(['nft', '-f', '-'], { input: renderNftMasqSetup(cidrs, network, ifname, containerId) });
+    return;
+  }
+  const chain = formatChainName(network, containerId);
+  const comment = formatComment(network, containerId);
+  await Promise.all(
+    ([4, 6] as const).map(async (family) => {
+      const mine = familyOfCidrs(cidrs, family);
+      if (mine.length === 0) return;
+      await run([IPT[family].restore, '--noflush', '-w'], { input: renderMasqSetup(family, chain, comment, mine) });
+    }),
+  );
+}
+
+async function listPostrouting(family: Family): Promise<string | undefined> {
+  const r = await run([IPT[family].main, '-w', '-t', 'nat', '-S', 'POSTROUTING'], { allowFailure: true });
+  return r.code === 0 ? r.stdout : undefined;
+}
+
+async function teardownIptablesChains(family: Family, chains: readonly string[], text: string): Promise<void> {
+  const input = renderMasqTeardown(chains, parsePostrouting(text));
+  await run([IPT[family].restore, '--noflush', '-w'], { input });
+}
+
+async function listNftMasqRules(): Promise<ReturnType<typeof parseNftRules> | undefined> {
+  const r = await run(['nft', '-j', 'list', 'chain', 'inet', NFT_MASQ_TABLE, NFT_MASQ_CHAIN], { allowFailure: true });
+  // A missing table or chain means nothing to remove.
+  return r.code === 0 ? parseNftRules(r.stdout) : undefined;
+}
+
+async function deleteNftRules(handles: readonly number[]): Promise<void> {
+  if (handles.length) await run(['nft', '-f', '-'], { input: renderNftDeleteRules(handles) });
+}
+
+export interface TeardownTarget {
+  network: string;
+  ifname: string;
+  containerId: string;
+  /** Families to clean in iptables; both when unknown (no prevResult). */
+  families: readonly Family[];
+}
+
+/** Remove the masquerade rules of one attachment from both backends. Throws an aggregated error. */
+export async function teardownMasquerade(t: TeardownTarget): Promise<void> {
+  const chain = formatChainName(t.network, t.containerId);
+  const tasks: Array<Promise<void>> = [];
+  for (const family of t.families) {
+    if (!hasCommand(IPT[family].main)) continue;
+    tasks.push(
+      (async () => {
+        const text = await listPostrouting(family);
+        if (text !== undefined) await teardownIptablesChains(family, [chain], text);
+      })(),
+    );
+  }
+  if (hasCommand('nft')) {
+    tasks.push(
+      (async () => {
+        const rules = await listNftMasqRules();
+        if (!rules) return;
+        const prefix = hashForInstance(t.network, t.ifname, t.containerId);
+        await deleteNftRules(rules.filter((r) => r.comment?.startsWith(prefix)).map((r) => r.handle));
+      })(),
+    );
+  }
+  const errors = (await Promise.allSettled(tasks)).flatMap((r) => (r.status === 'rejected' ? [String((r.reason as Error)?.message ?? r.reason)] : []));
+  if (errors.length) throw new Error(`masquerade teardown: ${errors.join('; ')}`);
+}
+
+export interface Attachment {
+  containerID: string;
+  ifname: string;
+}
+
+/** Remove the masquerade rules of `network` whose attachment is not in `valid`. */
+export async function gcMasquerade(network: string, valid: readonly Attachment[]): Promise<void> {
+  const validIds = new Set(valid.map((a) => a.containerID));
+  const tasks: Array<Promise<void>> = [];
+  for (const family of [4, 6] as const) {
+    if (!hasCommand(IPT[family].main)) continue;
+    tasks.push(
+      (async () => {
+        const text = await listPostrouting(family);
+        if (text === undefined) return;
+        // The iptables tag has no ifname: a container is stale only when none of its attachments is valid.
+        const stale = new Set<string>();
+        for (const r of parsePostrouting(text)) {
+          const tag = parseMasqComment(r.comment);
+          if (!tag || tag.name !== network || validIds.has(tag.id) || !r.target) continue;
+          if (r.target === formatChainName(network, tag.id)) stale.add(r.target);
+        }
+        if (stale.size) await teardownIptablesChains(family, [...stale], text);
+      })(),
+    );
+  }
+  if (hasCommand('nft')) {
+    tasks.push(
+      (async () => {
+        const rules = await listNftMasqRules();
+        if (!rules) return;
+        const netHash = hashForNetwork(network);
+        const keep = new Set(valid.map((a) => commentForInstance(network, a.ifname, a.containerID)));
+        await deleteNftRules(rules.filter((r) => r.comment?.startsWith(netHash) && !keep.has(r.comment)).map((r) => r.handle));
+      })(),
+    );
+  }
+  const errors = (await Promise.allSettled(tasks)).flatMap((r) => (r.status === 'rejected' ? [String((r.reason as Error)?.message ?? r.reason)] : []));
+  if (errors.length) throw new Error(`masquerade GC: ${errors.join('; ')}`);
+}
+
+export function familiesOf(cidrs: readonly string[]): Family[] {
+  const set = new Set(cidrs.map((c) => familyOf(c)));
+  return ([4, 6] as const).filter((f) => set.has(f));
+}

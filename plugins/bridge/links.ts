@@ -1,0 +1,70 @@
+/**
+ * Link I/O for the bridge plugin: reads from /sys (no process) where it
+ * can, writes through one `ip -batch` per namespace.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { ExecError, run } from '../../lib/exec.ts';
+
+export type BridgeState = 'absent' | 'bridge' | 'not-bridge';
+
+export function linkState(name: string): BridgeState {
+  if (!existsSync(`/sys/class/net/${name}`)) return 'absent';
+  return existsSync(`/sys/class/net/${name}/bridge`) ? 'bridge' : 'not-bridge';
+}
+
+export function readLinkFile(name: string, file: string): string | undefined {
+  try {
+    return readFileSync(`/sys/class/net/${name}/${file}`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Host veth name: "veth" + 8 random hex digits, as the reference. */
+export function randomVethName(): string {
+  return `veth${randomBytes(4).toString('hex')}`;
+}
+
+/** A random locally administered unicast MAC. */
+export function randomMac(): string {
+  const b = randomBytes(6);
+  b[0] = ((b[0] as number) & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+/** Failed line numbers reported by `ip -force -batch` ("Command failed -:N"). */
+export function failedBatchLines(stderr: string): number[] {
+  return [...stderr.matchAll(/Command failed -:(\d+)/g)].map((m) => Number(m[1]));
+}
+
+/** Run an `ip -batch`; throws ExecError with the failing line in the message. */
+export async function ipBatchRaw(lines: readonly string[], netns?: string, opts: { json?: boolean; force?: boolean; details?: boolean } = {}): Promise<string> {
+  const argv = ['ip'];
+  if (opts.json) argv.push('-json');
+  if (opts.details) argv.push('-details');
+  if (opts.force) argv.push('-force');
+  argv.push('-batch', '-');
+  const r = await run(argv, { input: `${lines.join('\n')}\n`, netns, allowFailure: !!opts.force });
+  if (opts.force && r.code !== 0 && !opts.json) throw new ExecError(r.argv, r.code, r.stdout, r.stderr);
+  return r.stdout;
+}
+
+/** Sleep without blocking the event loop. */
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Wait until the host end of the veth reports operstate "up" (the container
+ * end is up by now). Polls /sys: no process, short steps.
+ */
+export async function waitOperUp(name: string, timeoutMs = 2500): Promise<void> {
+  const start = Date.now();
+  let delay = 1;
+  for (;;) {
+    const state = readLinkFile(name, 'operstate');
+    if (state === 'up') return;
+    if (Date.now() - start > timeoutMs) throw new Error(`bridge port in error state: ${state ?? 'missing'}`);
+    await sleep(delay);
+    delay = Math.min(delay * 2, 50);
+  }
+}

@@ -1,0 +1,304 @@
+/**
+ * bridge: Docker-style bridge networking. ADD reads as a fixed recipe:
+ * config -> IPAM -> host batch (bridge, veth, port flags, gateway) -> pod
+ * (sysctls, addresses, routes) -> forwarding -> masquerade -> port up ->
+ * result. Every step that changes something pushes its undo; any failure
+ * unwinds the stack, so a failed ADD leaves no veth, reservation or rule.
+ */
+import { CniError, ErrorCode, toCniError } from '../../lib/cni/errors.ts';
+import { delegate, delegateAdd } from '../../lib/cni/invoke.ts';
+import type { CmdArgs, Plugin } from '../../lib/cni/skel.ts';
+import type { IpConfig, Result, ValidAttachment } from '../../lib/cni/types.ts';
+import { LATEST_VERSION } from '../../lib/cni/version.ts';
+import { ExecError, run } from '../../lib/exec.ts';
+import { detectMasqBackend, familiesOf, gcMasquerade, setupMasquerade, teardownMasquerade } from '../../lib/firewall/masquerade.ts';
+import { ipJson, type IpLink } from '../../lib/ip/ip.ts';
+import { familyOf, type Family } from '../../lib/ip/prefix.ts';
+import { logDebug } from '../../lib/log.ts';
+import { inspectNetns } from '../../lib/netns.ts';
+import { sysctlArgv, writeSysctl } from '../../lib/sysctl.ts';
+import { TSCNI_VERSION } from '../../lib/version-info.ts';
+import { checkAttachment } from './check.ts';
+import { parseBridgeConfig, type BridgeConfig } from './config.ts';
+import { failedBatchLines, ipBatchRaw, linkState, randomMac, randomVethName, readLinkFile, waitOperUp } from './links.ts';
+import {
+  CONTAINER_IF_INDEX,
+  planBridgeAddrs,
+  planGateways,
+  podSysctls,
+  renderHostBatch,
+  renderPodAddrs,
+  renderPodRoutes,
+  renderPortVlans,
+  type GatewayPlan,
+} from './render.ts';
+
+/**
+ * TEST-ONLY failure injection: TSCNI_TEST_FAIL_AT=<step> makes ADD fail
+ * right after that step (after-ipam, after-veth, after-pod, after-masq,
+ * before-result), so tests can prove that rollback leaves nothing behind.
+ */
+function failpoint(args: CmdArgs, step: string): void {
+  if (args.env.TSCNI_TEST_FAIL_AT === step) throw new CniError(ErrorCode.Internal, `injected failure at ${step} (TSCNI_TEST_FAIL_AT)`);
+}
+
+class UndoStack {
+  private readonly steps: Array<{ what: string; fn: () => Promise<unknown> }> = [];
+
+  push(what: string, fn: () => Promise<unknown>): void {
+    this.steps.push({ what, fn });
+  }
+
+  /** Undo everything, newest first; errors are logged, never thrown (the original error wins). */
+  async unwind(): Promise<void> {
+    for (const s of this.steps.reverse()) {
+      try {
+        await s.fn();
+      } catch (e) {
+        process.stderr.write(`[tscni] bridge rollback: ${s.what} failed: ${(e as Error).message}\n`);
+      }
+    }
+    this.steps.length = 0;
+  }
+}
+
+async function deleteHostLink(name: string): Promise<void> {
+  await run(['ip', 'link', 'del', 'dev', name], { allowFailure: true });
+}
+
+/** Run the host batch; when another ADD created the bridge in the meantime, run the rest again. */
+async function runHostBatch(lines: string[], createsBridge: boolean, bridge: string): Promise<void> {
+  try {
+    await ipBatchRaw(lines);
+  } catch (e) {
+    if (!(e instanceof ExecError)) throw e;
+    const failed = failedBatchLines(e.stderr);
+    if (createsBridge && failed[0] === 1 && /File exists/.test(e.stderr) && linkState(bridge) === 'bridge') {
+      await ipBatchRaw(lines.slice(1));
+      return;
+    }
+    if (createsBridge && failed[0] === 1 && linkState(bridge) === 'not-bridge') {
+      throw new CniError(ErrorCode.Internal, `failed to create bridge "${bridge}": "${bridge}" already exists but is not a bridge`);
+    }
+    throw new CniError(ErrorCode.Internal, `failed to set up the bridge and veth: ${e.stderr.trim() || e.message}`);
+  }
+}
+
+async function add(args: CmdArgs): Promise<Result> {
+  const conf = parseBridgeConfig(args.config, args.args);
+  const state = linkState(conf.bridge);
+  if (state === 'not-bridge') {
+    throw new CniError(ErrorCode.Internal, `failed to create bridge "${conf.bridge}": "${conf.bridge}" already exists but is not a bridge`);
+  }
+  const undo = new UndoStack();
+  try {
+    return await addSteps(args, conf, state === 'bridge', undo);
+  } catch (e) {
+    await undo.unwind();
+    throw e;
+  }
+}
+
+async function addSteps(args: CmdArgs, conf: BridgeConfig, bridgeExists: boolean, undo: UndoStack): Promise<Result> {
+  // 1. IPAM first, so the gateway address can join the single host batch.
+  let plan: GatewayPlan | undefined;
+  let dns = conf.dns;
+  if (conf.ipamType) {
+    const ipamType = conf.ipamType;
+    const ipam = await delegateAdd(ipamType, args.stdinData, args.env);
+    undo.push('IPAM DEL', () => delegate('DEL', ipamType, args.stdinData, args.env));
+    if (!ipam.ips || ipam.ips.length === 0) throw new CniError(ErrorCode.Internal, 'IPAM plugin returned missing IP config');
+    plan = planGateways(ipam, conf);
+    dns = conf.dns ?? ipam.dns;
+  }
+  failpoint(args, 'after-ipam');
+
+  // 2. Gateway addresses: on the bridge, or on "<bridge>.<vlan>" when a VLAN is set.
+  const hasGw = !!plan && (plan.bridgeAddrs[4].length > 0 || plan.bridgeAddrs[6].length > 0);
+  const vlanGwName = conf.vlan !== 0 && hasGw ? `${conf.bridge}.${conf.vlan}` : undefined;
+  const gwDev = vlanGwName ?? conf.bridge;
+  const gwDevExists = vlanGwName ? linkState(vlanGwName) !== 'absent' : bridgeExists;
+  let addrLines: string[] = [];
+  if (plan && hasGw) {
+    const existing = gwDevExists ? ((await ipJson(['addr', 'show', 'dev', gwDev]))[0]?.addr_info ?? []) : [];
+    addrLines = planBridgeAddrs(gwDev, existing, plan.bridgeAddrs, conf.forceAddress, !conf.enabledad);
+  }
+
+  // 3. One host batch: bridge, veth pair with the container end created in the pod's netns, port flags, gateway.
+  let hostVeth = randomVethName();
+  // Never reuse a name that exists: the undo step below deletes this link by name.
+  while (linkState(hostVeth) !== 'absent') hostVeth = randomVethName();
+  const vlanGw = vlanGwName ? { name: vlanGwName, peer: randomVethName(), exists: gwDevExists } : undefined;
+  const lines = renderHostBatch(conf, {
+    bridgeExists,
+    newBridgeMac: randomMac(),
+    pinBridgeMac: bridgeExists ? readLinkFile(conf.bridge, 'address') : undefined,
+    hostVeth,
+    netns: args.netns,
+    ifName: args.ifName,
+    addrLines,
+    vlanGw,
+  });
+  undo.push('delete host veth', () => deleteHostLink(hostVeth));
+  await runHostBatch(lines, !bridgeExists, conf.bridge);
+  writeSysctl(`net/ipv6/conf/${conf.bridge}/accept_ra`, '0', { ifChanged: true });
+  writeSysctl(`net/ipv6/conf/${hostVeth}/accept_ra`, '0');
+  if (vlanGw && !vlanGw.exists) writeSysctl(`net/ipv6/conf/${vlanGw.peer}/accept_ra`, '0');
+  const vlanLines: string[] = [];
+  const defaultPvid = Number(readLinkFile(conf.bridge, 'bridge/default_pvid') ?? '1');
+  vlanLines.push(...renderPortVlans(hostVeth, conf.vlan, conf.vlanTrunk, conf.preserveDefaultVlan, defaultPvid));
+  if (vlanGw && !vlanGw.exists) vlanLines.push(...renderPortVlans(vlanGw.peer, conf.vlan, undefined, conf.preserveDefaultVlan, defaultPvid));
+  if (vlanLines.length) await run(['bridge', '-batch', '-'], { input: `${vlanLines.join('\n')}\n` });
+  failpoint(args, 'after-veth');
+
+  // 4. The pod side: sysctls, then one batch for addresses, up, routes, and the link's details.
+  if (plan) {
+    const hasV6 = plan.ips.some((ip) => familyOf(ip.address) === 6);
+    await run(sysctlArgv(podSysctls(args.ifName, conf.enabledad, hasV6)), { netns: args.netns });
+  }
+  const podLines: string[] = [];
+  if (plan) {
+    podLines.push(...renderPodAddrs(args.ifName, plan.ips, !conf.enabledad));
+    if (conf.enabledad && plan.ips.some((ip) => familyOf(ip.address) === 6)) {
+      await ipBatchRaw(podLines, args.netns);
+      podLines.length = 0;
+      await settleAddresses(args.ifName, args.netns);
+    }
+    podLines.push(...renderPodRoutes(args.ifName, plan.ips, plan.routes));
+  } else if (!conf.disableContainerInterface) {
+    podLines.push(`link set dev ${args.ifName} up`);
+  }
+  podLines.push(`link show dev ${args.ifName}`);
+  const podOut = await ipBatchRaw(podLines, args.netns, { json: true });
+  const contLink = parseJsonArrays(podOut).find((l) => l.ifname === args.ifName);
+  failpoint(args, 'after-pod');
+
+  // 5. Forwarding for every family that has a gateway.
+  if (plan && conf.isGateway) {
+    if (plan.bridgeAddrs[4].length) writeSysctl('net/ipv4/ip_forward', '1', { ifChanged: true });
+    if (plan.bridgeAddrs[6].length) writeSysctl('net/ipv6/conf/all/forwarding', '1', { ifChanged: true });
+  }
+
+  // 6. Masquerade.
+  if (plan && conf.ipMasq) {
+    const cidrs = plan.ips.map((ip) => ip.address);
+    undo.push('masquerade teardown', () =>
+      teardownMasquerade({ network: conf.name, ifname: args.ifName, containerId: args.containerId, families: familiesOf(cidrs) }),
+    );
+    await setupMasquerade(conf.ipMasqBackend ?? detectMasqBackend(), cidrs, conf.name, args.ifName, args.containerId);
+  }
+  failpoint(args, 'after-masq');
+
+  // 7. The port must be up before the pod starts.
+  if (!conf.disableContainerInterface) await waitOperUp(hostVeth);
+  failpoint(args, 'before-result');
+
+  const result: Result = {
+    cniVersion: LATEST_VERSION,
+    interfaces: [
+      { name: conf.bridge, mac: readLinkFile(conf.bridge, 'address') ?? '' },
+      { name: hostVeth, mac: readLinkFile(hostVeth, 'address') ?? '' },
+      { name: args.ifName, mac: contLink?.address ?? '', sandbox: args.netns },
+    ],
+  };
+  if (vlanGwName) result.interfaces?.push({ name: vlanGwName, mac: readLinkFile(vlanGwName, 'address') ?? '' });
+  if (plan) {
+    result.ips = plan.ips;
+    if (plan.routes.length) result.routes = plan.routes;
+  }
+  if (dns) result.dns = dns;
+  return result;
+}
+
+function parseJsonArrays(text: string): IpLink[] {
+  const out: IpLink[] = [];
+  for (const chunk of text.trim().split(/\n(?=\[)/)) if (chunk.trim()) out.push(...(JSON.parse(chunk) as IpLink[]));
+  return out;
+}
+
+/** With enabledad: wait (up to 5 s, as the reference) until no IPv6 address is tentative. */
+async function settleAddresses(ifName: string, netns: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const [link] = await ipJson(['-6', 'addr', 'show', 'dev', ifName], netns);
+    const addrs = (link?.addr_info ?? []) as Array<{ local: string; dadfailed?: boolean; tentative?: boolean }>;
+    const failed = addrs.find((a) => a.dadfailed);
+    if (failed) throw new CniError(ErrorCode.Internal, `link ${ifName} has address ${failed.local} in DADFAILED state`);
+    if (!addrs.some((a) => a.tentative)) return;
+    if (Date.now() > deadline) throw new CniError(ErrorCode.Internal, `link ${ifName} still has tentative addresses after 5 seconds`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function prevIps(args: CmdArgs): IpConfig[] | undefined {
+  return args.config.prevResult?.ips;
+}
+
+async function del(args: CmdArgs): Promise<void> {
+  const conf = parseBridgeConfig(args.config, args.args);
+  const tasks: Array<Promise<unknown>> = [];
+
+  // The container end; deleting it removes the host end too. A missing netns or link is success.
+  if (args.netnsState === 'ok') {
+    tasks.push(
+      (async () => {
+        try {
+          await ipBatchRaw([`link del dev ${args.ifName}`], args.netns);
+        } catch (e) {
+          if (e instanceof ExecError && (/Cannot find device|does not exist/.test(e.stderr) || inspectNetns(args.netns) === 'missing')) return;
+          throw e;
+        }
+      })(),
+    );
+  }
+  if (conf.ipamType) tasks.push(delegate('DEL', conf.ipamType, args.stdinData, args.env));
+  // Teardown is keyed by the rules' tags; prevResult only narrows the families to look at.
+  if (conf.ipamType && conf.ipMasq) {
+    const ips = prevIps(args);
+    const families: Family[] = ips && ips.length ? familiesOf(ips.map((i) => i.address)) : [4, 6];
+    tasks.push(teardownMasquerade({ network: conf.name, ifname: args.ifName, containerId: args.containerId, families }));
+  }
+  const results = await Promise.allSettled(tasks);
+  const errors = results.flatMap((r) => (r.status === 'rejected' ? [toCniError(r.reason)] : []));
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new CniError(ErrorCode.Internal, errors.map((e) => e.message).join('; '));
+  logDebug('bridge DEL done', args.containerId);
+}
+
+async function check(args: CmdArgs): Promise<void> {
+  const conf = parseBridgeConfig(args.config, args.args);
+  if (conf.ipamType) await delegate('CHECK', conf.ipamType, args.stdinData, args.env);
+  const prev = args.config.prevResult;
+  if (!prev) throw new CniError(ErrorCode.InvalidNetworkConfig, 'Required prevResult missing');
+  await checkAttachment(conf, prev, args.netns, args.ifName);
+}
+
+async function gc(args: CmdArgs): Promise<void> {
+  const conf = parseBridgeConfig(args.config, args.args);
+  const raw = (args.config as Record<string, unknown>)['cni.dev/valid-attachments'];
+  const valid: ValidAttachment[] = Array.isArray(raw)
+    ? raw.filter((a): a is ValidAttachment => typeof a === 'object' && a !== null && typeof (a as ValidAttachment).containerID === 'string')
+    : [];
+  const tasks: Array<Promise<unknown>> = [gcMasquerade(conf.name, valid)];
+  if (conf.ipamType) tasks.push(delegate('GC', conf.ipamType, args.stdinData, args.env));
+  const errors = (await Promise.allSettled(tasks)).flatMap((r) => (r.status === 'rejected' ? [toCniError(r.reason)] : []));
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new CniError(ErrorCode.Internal, errors.map((e) => e.message).join('; '));
+}
+
+async function status(args: CmdArgs): Promise<void> {
+  const conf = parseBridgeConfig(args.config, args.args);
+  if (conf.ipamType) await delegate('STATUS', conf.ipamType, args.stdinData, args.env);
+}
+
+export const bridgePlugin: Plugin = {
+  name: 'bridge',
+  about: `tscni bridge plugin v${TSCNI_VERSION}`,
+  add,
+  del,
+  check,
+  gc,
+  status,
+};
+
+export { CONTAINER_IF_INDEX };

@@ -118,6 +118,19 @@ export function renderMasqTeardown(chains: readonly string[], rules: readonly Po
   return lines.join('\n');
 }
 
+/**
+ * Teardown by exact rule specs when the addresses are known (prevResult):
+ * no listing at all. iptables-restore is atomic, so when any rule is not
+ * there the whole batch fails and the caller falls back to listing POSTROUTING.
+ */
+export function renderMasqTeardownExact(chain: string, comment: string, cidrs: readonly string[]): string {
+  const c = `-m comment --comment ${quoteRestoreArg(comment)}`;
+  const lines = ['*nat'];
+  for (const cidr of cidrs) lines.push(`-D POSTROUTING -s ${addrOf(cidr)} -j ${chain} ${c}`);
+  lines.push(`:${chain} - [0:0]`, `-X ${chain}`, 'COMMIT', '');
+  return lines.join('\n');
+}
+
 export function familyOfCidrs(cidrs: readonly string[], family: Family): string[] {
   return cidrs.filter((c) => familyOf(c) === family);
 }

@@ -14,6 +14,7 @@ import {
   parsePostrouting,
   renderMasqSetup,
   renderMasqTeardown,
+  renderMasqTeardownExact,
 } from './masquerade-iptables.ts';
 import {
   NFT_MASQ_CHAIN,
@@ -97,6 +98,8 @@ export interface TeardownTarget {
   containerId: string;
   /** Families to clean in iptables; both when unknown (no prevResult). */
   families: readonly Family[];
+  /** The attachment's addresses when known (prevResult): lets iptables delete by exact spec without listing. */
+  cidrs?: readonly string[];
 }
 
 /** Remove the masquerade rules of one attachment from both backends. Throws an aggregated error. */
@@ -107,6 +110,13 @@ export async function teardownMasquerade(t: TeardownTarget): Promise<void> {
     if (!hasCommand(IPT[family].main)) continue;
     tasks.push(
       (async () => {
+        const mine = familyOfCidrs(t.cidrs ?? [], family);
+        if (mine.length) {
+          const input = renderMasqTeardownExact(chain, formatComment(t.network, t.containerId), mine);
+          const r = await run([IPT[family].restore, '--noflush', '-w'], { input, allowFailure: true });
+          if (r.code === 0) return;
+          // Some rule is not there as expected (older layout, already gone): find them by chain name.
+        }
         const text = await listPostrouting(family);
         if (text !== undefined) await teardownIptablesChains(family, [chain], text);
       })(),

@@ -12,7 +12,7 @@ import type { IpConfig, Result, ValidAttachment } from '../../lib/cni/types.ts';
 import { LATEST_VERSION } from '../../lib/cni/version.ts';
 import { ExecError, run } from '../../lib/exec.ts';
 import { detectMasqBackend, familiesOf, gcMasquerade, setupMasquerade, teardownMasquerade } from '../../lib/firewall/masquerade.ts';
-import { ipJson, type IpLink } from '../../lib/ip/ip.ts';
+import { ipJson, type AddrInfo, type IpLink } from '../../lib/ip/ip.ts';
 import { familyOf, type Family } from '../../lib/ip/prefix.ts';
 import { logDebug } from '../../lib/log.ts';
 import { inspectNetns } from '../../lib/netns.ts';
@@ -99,104 +99,114 @@ async function add(args: CmdArgs): Promise<Result> {
   }
 }
 
+/** Await every promise, then throw the first failure (so every undo step is registered first). */
+async function allOrThrow<T extends readonly unknown[]>(ps: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const settled = await Promise.allSettled(ps);
+  const failed = settled.find((r) => r.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}
+
 async function addSteps(args: CmdArgs, conf: BridgeConfig, bridgeExists: boolean, undo: UndoStack): Promise<Result> {
-  // 1. IPAM first, so the gateway address can join the single host batch.
+  const br = conf.bridge;
+  let hostVeth = randomVethName();
+  // Never reuse a name that exists: the undo step below deletes this link by name.
+  while (linkState(hostVeth) !== 'absent') hostVeth = randomVethName();
+
+  // Gateway addresses go on the bridge, or on "<bridge>.<vlan>" when a VLAN is set.
+  const wantsGw = conf.isGateway && !!conf.ipamType;
+  const vlanGwName = conf.vlan !== 0 && wantsGw ? `${br}.${conf.vlan}` : undefined;
+  const gwDev = vlanGwName ?? br;
+  const gwDevExists = vlanGwName ? linkState(vlanGwName) !== 'absent' : bridgeExists;
+  const vlanGw = vlanGwName ? { name: vlanGwName, peer: randomVethName(), exists: gwDevExists } : undefined;
+
+  // Phase 1, concurrently: IPAM ADD; one host batch (bridge, veth pair with the
+  // container end created straight in the pod's netns, port flags); the
+  // gateway device's current addresses.
+  const hostLines = renderHostBatch(conf, {
+    bridgeExists,
+    newBridgeMac: randomMac(),
+    pinBridgeMac: undefined,
+    hostVeth,
+    netns: args.netns,
+    ifName: args.ifName,
+    addrLines: [],
+    vlanGw,
+  });
+  undo.push('delete host veth', () => deleteHostLink(hostVeth));
+  if (vlanGw && !vlanGw.exists) undo.push('delete vlan gateway veth', () => deleteHostLink(vlanGw.name));
+  const ipamType = conf.ipamType;
+  const [ipam, , gwAddrs] = await allOrThrow<[Result | undefined, void, AddrInfo[]]>([
+    ipamType
+      ? delegateAdd(ipamType, args.stdinData, args.env).then((r) => {
+          undo.push('IPAM DEL', () => delegate('DEL', ipamType, args.stdinData, args.env));
+          return r;
+        })
+      : Promise.resolve(undefined),
+    runHostBatch(hostLines, !bridgeExists, br),
+    wantsGw && gwDevExists ? ipJson(['addr', 'show', 'dev', gwDev]).then((l) => l[0]?.addr_info ?? []) : Promise.resolve([]),
+  ]);
+  logDebug('bridge ADD: ipam + host batch done', performance.now().toFixed(1));
+  failpoint(args, 'after-ipam');
+  failpoint(args, 'after-veth');
+
   let plan: GatewayPlan | undefined;
   let dns = conf.dns;
-  if (conf.ipamType) {
-    const ipamType = conf.ipamType;
-    const ipam = await delegateAdd(ipamType, args.stdinData, args.env);
-    undo.push('IPAM DEL', () => delegate('DEL', ipamType, args.stdinData, args.env));
+  if (ipam) {
     if (!ipam.ips || ipam.ips.length === 0) throw new CniError(ErrorCode.Internal, 'IPAM plugin returned missing IP config');
     plan = planGateways(ipam, conf);
     dns = conf.dns ?? ipam.dns;
   }
-  failpoint(args, 'after-ipam');
+  const addrLines = plan && wantsGw ? planBridgeAddrs(gwDev, gwAddrs, plan.bridgeAddrs, conf.forceAddress, !conf.enabledad) : [];
 
-  // 2. Gateway addresses: on the bridge, or on "<bridge>.<vlan>" when a VLAN is set.
-  const hasGw = !!plan && (plan.bridgeAddrs[4].length > 0 || plan.bridgeAddrs[6].length > 0);
-  const vlanGwName = conf.vlan !== 0 && hasGw ? `${conf.bridge}.${conf.vlan}` : undefined;
-  const gwDev = vlanGwName ?? conf.bridge;
-  const gwDevExists = vlanGwName ? linkState(vlanGwName) !== 'absent' : bridgeExists;
-  let addrLines: string[] = [];
-  if (plan && hasGw) {
-    const existing = gwDevExists ? ((await ipJson(['addr', 'show', 'dev', gwDev]))[0]?.addr_info ?? []) : [];
-    addrLines = planBridgeAddrs(gwDev, existing, plan.bridgeAddrs, conf.forceAddress, !conf.enabledad);
-  }
-
-  // 3. One host batch: bridge, veth pair with the container end created in the pod's netns, port flags, gateway.
-  let hostVeth = randomVethName();
-  // Never reuse a name that exists: the undo step below deletes this link by name.
-  while (linkState(hostVeth) !== 'absent') hostVeth = randomVethName();
-  const vlanGw = vlanGwName ? { name: vlanGwName, peer: randomVethName(), exists: gwDevExists } : undefined;
-  const lines = renderHostBatch(conf, {
-    bridgeExists,
-    newBridgeMac: randomMac(),
-    pinBridgeMac: bridgeExists ? readLinkFile(conf.bridge, 'address') : undefined,
-    hostVeth,
-    netns: args.netns,
-    ifName: args.ifName,
-    addrLines,
-    vlanGw,
-  });
-  undo.push('delete host veth', () => deleteHostLink(hostVeth));
-  await runHostBatch(lines, !bridgeExists, conf.bridge);
-  writeSysctl(`net/ipv6/conf/${conf.bridge}/accept_ra`, '0', { ifChanged: true });
+  writeSysctl(`net/ipv6/conf/${br}/accept_ra`, '0', { ifChanged: true });
   writeSysctl(`net/ipv6/conf/${hostVeth}/accept_ra`, '0');
   if (vlanGw && !vlanGw.exists) writeSysctl(`net/ipv6/conf/${vlanGw.peer}/accept_ra`, '0');
-  const vlanLines: string[] = [];
-  const defaultPvid = Number(readLinkFile(conf.bridge, 'bridge/default_pvid') ?? '1');
-  vlanLines.push(...renderPortVlans(hostVeth, conf.vlan, conf.vlanTrunk, conf.preserveDefaultVlan, defaultPvid));
+
+  // Phase 2, concurrently: host follow-ups (VLANs, gateway address), the pod side, masquerade.
+  const tasks: Array<Promise<unknown>> = [];
+  const defaultPvid = Number(readLinkFile(br, 'bridge/default_pvid') ?? '1');
+  const vlanLines = renderPortVlans(hostVeth, conf.vlan, conf.vlanTrunk, conf.preserveDefaultVlan, defaultPvid);
   if (vlanGw && !vlanGw.exists) vlanLines.push(...renderPortVlans(vlanGw.peer, conf.vlan, undefined, conf.preserveDefaultVlan, defaultPvid));
-  if (vlanLines.length) await run(['bridge', '-batch', '-'], { input: `${vlanLines.join('\n')}\n` });
-  failpoint(args, 'after-veth');
-
-  // 4. The pod side: sysctls, then one batch for addresses, up, routes, and the link's details.
-  if (plan) {
-    const hasV6 = plan.ips.some((ip) => familyOf(ip.address) === 6);
-    await run(sysctlArgv(podSysctls(args.ifName, conf.enabledad, hasV6)), { netns: args.netns });
+  if (vlanLines.length) tasks.push(run(['bridge', '-batch', '-'], { input: `${vlanLines.join('\n')}\n` }));
+  if (addrLines.length) {
+    // Pin the bridge MAC once it carries an address, so it does not follow its ports.
+    const mac = vlanGw ? undefined : readLinkFile(br, 'address');
+    tasks.push(ipBatchRaw(mac ? [...addrLines, `link set dev ${br} address ${mac}`] : addrLines));
   }
-  const podLines: string[] = [];
-  if (plan) {
-    podLines.push(...renderPodAddrs(args.ifName, plan.ips, !conf.enabledad));
-    if (conf.enabledad && plan.ips.some((ip) => familyOf(ip.address) === 6)) {
-      await ipBatchRaw(podLines, args.netns);
-      podLines.length = 0;
-      await settleAddresses(args.ifName, args.netns);
-    }
-    podLines.push(...renderPodRoutes(args.ifName, plan.ips, plan.routes));
-  } else if (!conf.disableContainerInterface) {
-    podLines.push(`link set dev ${args.ifName} up`);
+  let contLink: IpLink | undefined;
+  tasks.push(
+    configurePod(args, conf, plan).then((l) => {
+      contLink = l;
+    }),
+  );
+  if (plan && conf.ipMasq) {
+    const cidrs = plan.ips.map((ip) => ip.address);
+    undo.push('masquerade teardown', () =>
+      teardownMasquerade({ network: conf.name, ifname: args.ifName, containerId: args.containerId, families: familiesOf(cidrs), cidrs }),
+    );
+    tasks.push(setupMasquerade(conf.ipMasqBackend ?? detectMasqBackend(), cidrs, conf.name, args.ifName, args.containerId));
   }
-  podLines.push(`link show dev ${args.ifName}`);
-  const podOut = await ipBatchRaw(podLines, args.netns, { json: true });
-  const contLink = parseJsonArrays(podOut).find((l) => l.ifname === args.ifName);
+  await allOrThrow(tasks);
+  logDebug('bridge ADD: pod, gateway and masquerade done', performance.now().toFixed(1));
   failpoint(args, 'after-pod');
+  failpoint(args, 'after-masq');
 
-  // 5. Forwarding for every family that has a gateway.
+  // Forwarding for every family that has a gateway.
   if (plan && conf.isGateway) {
     if (plan.bridgeAddrs[4].length) writeSysctl('net/ipv4/ip_forward', '1', { ifChanged: true });
     if (plan.bridgeAddrs[6].length) writeSysctl('net/ipv6/conf/all/forwarding', '1', { ifChanged: true });
   }
 
-  // 6. Masquerade.
-  if (plan && conf.ipMasq) {
-    const cidrs = plan.ips.map((ip) => ip.address);
-    undo.push('masquerade teardown', () =>
-      teardownMasquerade({ network: conf.name, ifname: args.ifName, containerId: args.containerId, families: familiesOf(cidrs) }),
-    );
-    await setupMasquerade(conf.ipMasqBackend ?? detectMasqBackend(), cidrs, conf.name, args.ifName, args.containerId);
-  }
-  failpoint(args, 'after-masq');
-
-  // 7. The port must be up before the pod starts.
+  // The port must be up before the pod starts.
   if (!conf.disableContainerInterface) await waitOperUp(hostVeth);
+  logDebug('bridge ADD: port up', performance.now().toFixed(1));
   failpoint(args, 'before-result');
 
   const result: Result = {
     cniVersion: LATEST_VERSION,
     interfaces: [
-      { name: conf.bridge, mac: readLinkFile(conf.bridge, 'address') ?? '' },
+      { name: br, mac: readLinkFile(br, 'address') ?? '' },
       { name: hostVeth, mac: readLinkFile(hostVeth, 'address') ?? '' },
       { name: args.ifName, mac: contLink?.address ?? '', sandbox: args.netns },
     ],
@@ -208,6 +218,30 @@ async function addSteps(args: CmdArgs, conf: BridgeConfig, bridgeExists: boolean
   }
   if (dns) result.dns = dns;
   return result;
+}
+
+/** Pod side: sysctls and one batch (addresses, up, routes, the link's details). */
+async function configurePod(args: CmdArgs, conf: BridgeConfig, plan: GatewayPlan | undefined): Promise<IpLink | undefined> {
+  const lines: string[] = [];
+  let sysctlP: Promise<unknown> = Promise.resolve();
+  if (plan) {
+    const hasV6 = plan.ips.some((ip) => familyOf(ip.address) === 6);
+    sysctlP = run(sysctlArgv(podSysctls(args.ifName, conf.enabledad, hasV6)), { netns: args.netns });
+    // IPv6 must be enabled before v6 addresses go on; IPv4-only pods need no ordering.
+    if (hasV6) await sysctlP;
+    lines.push(...renderPodAddrs(args.ifName, plan.ips, !conf.enabledad));
+    if (conf.enabledad && hasV6) {
+      await ipBatchRaw(lines, args.netns);
+      lines.length = 0;
+      await settleAddresses(args.ifName, args.netns);
+    }
+    lines.push(...renderPodRoutes(args.ifName, plan.ips, plan.routes));
+  } else if (!conf.disableContainerInterface) {
+    lines.push(`link set dev ${args.ifName} up`);
+  }
+  lines.push(`link show dev ${args.ifName}`);
+  const [out] = await allOrThrow<[string, unknown]>([ipBatchRaw(lines, args.netns, { json: true }), sysctlP]);
+  return parseJsonArrays(out).find((l) => l.ifname === args.ifName);
 }
 
 function parseJsonArrays(text: string): IpLink[] {
@@ -236,6 +270,7 @@ function prevIps(args: CmdArgs): IpConfig[] | undefined {
 
 async function del(args: CmdArgs): Promise<void> {
   const conf = parseBridgeConfig(args.config, args.args);
+  logDebug('bridge DEL: start', performance.now().toFixed(1));
   const tasks: Array<Promise<unknown>> = [];
 
   // The container end; deleting it removes the host end too. A missing netns or link is success.
@@ -256,9 +291,9 @@ async function del(args: CmdArgs): Promise<void> {
   if (conf.ipamType && conf.ipMasq) {
     const ips = prevIps(args);
     const families: Family[] = ips && ips.length ? familiesOf(ips.map((i) => i.address)) : [4, 6];
-    tasks.push(teardownMasquerade({ network: conf.name, ifname: args.ifName, containerId: args.containerId, families }));
+    tasks.push(teardownMasquerade({ network: conf.name, ifname: args.ifName, containerId: args.containerId, families, cidrs: ips?.map((i) => i.address) }));
   }
-  const results = await Promise.allSettled(tasks);
+  const results = await Promise.allSettled(tasks.map((t, i) => t.finally(() => logDebug(`bridge DEL: task ${i} done`, performance.now().toFixed(1)))));
   const errors = results.flatMap((r) => (r.status === 'rejected' ? [toCniError(r.reason)] : []));
   if (errors.length === 1) throw errors[0];
   if (errors.length > 1) throw new CniError(ErrorCode.Internal, errors.map((e) => e.message).join('; '));

@@ -292,7 +292,7 @@ export function cleanupAll(): void {
       if (m) tryRun(['nft', 'delete', 'rule', 'inet', 'cni_plugins_masquerade', 'masq_checks', 'handle', m[1] as string]);
     }
     const left = tryRun(['nft', 'list', 'chain', 'inet', 'cni_plugins_masquerade', 'masq_checks']).stdout;
-    if (!/masquerade/.test(left)) tryRun(['nft', 'delete', 'table', 'inet', 'cni_plugins_masquerade']);
+    if (!/daddr .* masquerade/.test(left)) tryRun(['nft', 'delete', 'table', 'inet', 'cni_plugins_masquerade']);
   }
   for (const n of nets.splice(0)) {
     for (const l of readdirSafe('/sys/class/net')) if (l === n.bridge || l.startsWith(`${n.bridge}.`)) tryRun(['ip', 'link', 'del', l]);

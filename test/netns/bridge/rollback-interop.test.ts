@@ -1,0 +1,195 @@
+/**
+ * Leak-freedom and compatibility: a failed ADD leaves nothing behind (veth,
+ * reservation, rules), bad configs change nothing, GC removes the rules of
+ * attachments that are gone, and the Go reference bridge and ours remove each
+ * other's pods (same chain names and comments).
+ */
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { createNetns, removeAllNetns, sh } from '../../helpers/netns.ts';
+import {
+  OUR_HOST_LOCAL,
+  REFERENCE_DIR,
+  bridgePorts,
+  call,
+  callOk,
+  cleanupAll,
+  conf,
+  iptablesRulesFor,
+  linkExists,
+  newNet,
+  nftRulesFor,
+  ping,
+  podAddrs,
+  rand,
+  removeTmpRoot,
+  reservations,
+  withPrev,
+} from './helpers.ts';
+
+afterEach(() => {
+  cleanupAll();
+  removeAllNetns();
+});
+afterAll(() => {
+  cleanupAll();
+  removeAllNetns();
+  removeTmpRoot();
+});
+
+describe('bridge ADD rollback', () => {
+  it.each([
+    ['after-ipam', 'iptables'],
+    ['after-veth', 'iptables'],
+    ['after-pod', 'iptables'],
+    ['after-masq', 'iptables'],
+    ['before-result', 'iptables'],
+    ['after-masq', 'nftables'],
+    ['before-result', 'nftables'],
+  ])('a failure injected %s (%s) leaves no veth, reservation or rule', (step, backend) => {
+    const net = newNet();
+    const config = conf(net, '1.0.0', { ipMasqBackend: backend }, [[{ subnet: '10.241.6.0/24' }], [{ subnet: 'fd10:241:6::/64' }]]);
+    // A healthy neighbour on the same bridge must survive the rollback untouched.
+    const keep = createNetns('tbk');
+    const cidKeep = `keep-${rand()}`;
+    callOk('ADD', config, { cid: cidKeep, ns: keep });
+    const portsBefore = bridgePorts(net.bridge);
+
+    const a = createNetns('tba');
+    const cid = `rb-${rand()}`;
+    const out = call('ADD', config, { cid, ns: a, env: { TSCNI_TEST_FAIL_AT: step } });
+    expect(out.code).toBe(1);
+    expect(out.json).toMatchObject({ code: 999, msg: `injected failure at ${step} (TSCNI_TEST_FAIL_AT)` });
+
+    expect(a.exec(['ip', '-o', 'link', 'show'])).not.toContain('eth0');
+    expect(bridgePorts(net.bridge)).toEqual(portsBefore);
+    expect(reservations(net).sort()).toEqual(['10.241.6.2', 'fd10:241:6::2']);
+    expect(iptablesRulesFor(net.name, cid)).toEqual([]);
+    expect(nftRulesFor(net.name).filter((l) => l.includes(`id: ${cid}`))).toEqual([]);
+    // The neighbour still works and still has its rules.
+    expect(ping(keep, '10.241.6.1')).toBe(true);
+    if (backend === 'iptables') expect(iptablesRulesFor(net.name, cidKeep)).toHaveLength(8);
+    else expect(nftRulesFor(net.name)).toHaveLength(2);
+  });
+
+  it('a real failure (CNI_IFNAME already taken in the pod) releases the IP and removes the new veth', () => {
+    const net = newNet();
+    const config = conf(net, '1.0.0');
+    const a = createNetns('tba');
+    a.exec(['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0p']);
+    const out = call('ADD', config, { cid: `dup-${rand()}`, ns: a });
+    expect(out.json).toMatchObject({ code: 999 });
+    expect(String(out.json?.msg)).toContain('File exists');
+    expect(bridgePorts(net.bridge)).toEqual([]);
+    expect(reservations(net)).toEqual([]);
+    expect(sh(['ip', '-o', 'link', 'show', 'type', 'veth'])).not.toMatch(new RegExp(`master ${net.bridge}\\b`));
+  });
+
+  it('an existing non-bridge link of the bridge name is refused before anything changes', () => {
+    const net = newNet();
+    sh(['ip', 'link', 'add', net.bridge, 'type', 'veth', 'peer', 'name', `${net.bridge}p`]);
+    const a = createNetns('tba');
+    const out = call('ADD', conf(net, '1.0.0'), { cid: `nb-${rand()}`, ns: a });
+    expect(out.json).toMatchObject({ code: 999, msg: `failed to create bridge "${net.bridge}": "${net.bridge}" already exists but is not a bridge` });
+    expect(reservations(net)).toEqual([]);
+    expect(a.exec(['ip', '-o', 'link', 'show'])).not.toContain('eth0');
+  });
+});
+
+describe('bridge config errors change nothing', () => {
+  it.each([
+    [{ hairpinMode: true, promiscMode: true }, 7, 'cannot set hairpin mode and promiscuous mode at the same time'],
+    [{ vlan: 5000 }, 7, 'invalid VLAN ID 5000 (must be between 0 and 4094)'],
+    [{ vlanTrunk: [{ minID: 10 }] }, 7, 'minID and maxID should be configured simultaneously, maxID is missing'],
+    [{ disableContainerInterface: true }, 7, 'cannot use IPAM when DisableContainerInterface flag is set'],
+    [{ ipMasqBackend: 'pf' }, 2, 'unknown ipmasq backend "pf"'],
+    [{ mtu: 'big' }, 7, 'invalid "mtu": must be an integer'],
+  ])('%j -> code %i', (extra, code, msg) => {
+    const net = newNet();
+    const a = createNetns('tba');
+    const out = call('ADD', conf(net, '1.0.0', extra), { cid: `bad-${rand()}`, ns: a });
+    expect(out.json).toMatchObject({ code, msg });
+    expect(linkExists(net.bridge)).toBe(false);
+    expect(reservations(net)).toEqual([]);
+    expect(a.exec(['ip', '-o', 'link', 'show'])).not.toContain('eth0');
+  });
+});
+
+describe('bridge GC and STATUS', () => {
+  it('GC removes the masquerade rules of attachments that are not valid any more, and keeps the others', () => {
+    const net = newNet();
+    const config = conf(net, '1.0.0', {}, [[{ subnet: '10.241.7.0/24' }], [{ subnet: 'fd10:241:7::/64' }]]);
+    const nftConfig = conf(net, '1.0.0', { ipMasqBackend: 'nftables' }, [[{ subnet: '10.241.7.0/24' }]]);
+    const [a, b, c] = [createNetns('tba'), createNetns('tbb'), createNetns('tbc')];
+    const [cidA, cidB, cidC] = [`gca-${rand()}`, `gcb-${rand()}`, `gcc-${rand()}`];
+    callOk('ADD', config, { cid: cidA, ns: a });
+    callOk('ADD', config, { cid: cidB, ns: b });
+    callOk('ADD', nftConfig, { cid: cidC, ns: c });
+    expect(nftRulesFor(net.name)).toHaveLength(1);
+    // GC goes to IPAM too; with the Go host-local (no GC before 1.1.0) run it without ipam.
+    const gcConf: Record<string, unknown> = { ...conf(net, '1.1.0'), 'cni.dev/valid-attachments': [{ containerID: cidA, ifname: 'eth0' }] };
+    if (!OUR_HOST_LOCAL) delete gcConf.ipam;
+    const out = call('GC', gcConf, { cid: 'gc' });
+    expect(out.code, out.stdout + out.stderr).toBe(0);
+    expect(iptablesRulesFor(net.name, cidA)).toHaveLength(8);
+    expect(iptablesRulesFor(net.name, cidB)).toEqual([]);
+    expect(nftRulesFor(net.name)).toEqual([]);
+    if (OUR_HOST_LOCAL) expect(reservations(net).sort()).toEqual(['10.241.7.2', 'fd10:241:7::2']);
+  });
+
+  it('STATUS succeeds and is refused before 1.1.0', () => {
+    const net = newNet();
+    const statusConf: Record<string, unknown> = conf(net, '1.1.0');
+    if (!OUR_HOST_LOCAL) delete statusConf.ipam;
+    expect(call('STATUS', statusConf, { cid: 's' }).code).toBe(0);
+    expect(call('STATUS', conf(net, '1.0.0'), { cid: 's' }).json).toMatchObject({ code: 1, msg: 'config version does not allow STATUS' });
+  });
+});
+
+describe('interop with the Go reference bridge', () => {
+  const REF = `${REFERENCE_DIR}/bridge`;
+
+  it('ours deletes a pod the reference added (rules and reservation), and the reference deletes ours', () => {
+    const net = newNet();
+    const config = conf(net, '1.0.0', {}, [[{ subnet: '10.241.8.0/24' }]]);
+    const [a, b] = [createNetns('tba'), createNetns('tbb')];
+    const cidA = `ra-${rand()}`;
+    const cidB = `rb-${rand()}`;
+
+    const refAdd = call('ADD', config, { cid: cidA, ns: a, plugin: REF });
+    expect(refAdd.code, refAdd.stdout + refAdd.stderr).toBe(0);
+    const oursAdd = call('ADD', config, { cid: cidB, ns: b, path: undefined });
+    expect(oursAdd.code, oursAdd.stdout).toBe(0);
+    expect(ping(a, '10.241.8.3')).toBe(true);
+    expect(iptablesRulesFor(net.name, cidA)).toHaveLength(4);
+    expect(iptablesRulesFor(net.name, cidB)).toHaveLength(4);
+    // Same tags: the reference's rules look exactly like ours.
+    const norm = (rules: string[], cid: string, ip: string) => rules.map((r) => r.replaceAll(cid, 'CID').replaceAll(ip, 'IP').replace(/CNI-[0-9a-f]{24}/g, 'CHAIN'));
+    expect(norm(iptablesRulesFor(net.name, cidA), cidA, '10.241.8.2').sort()).toEqual(norm(iptablesRulesFor(net.name, cidB), cidB, '10.241.8.3').sort());
+
+    // Ours removes the reference's pod, with the netns already gone.
+    const pathA = a.path;
+    a.remove();
+    const d1 = call('DEL', withPrev(config, refAdd.json), { cid: cidA, netnsPath: pathA });
+    expect(d1.code, d1.stdout).toBe(0);
+    expect(iptablesRulesFor(net.name, cidA)).toEqual([]);
+    expect(reservations(net)).toEqual(['10.241.8.3']);
+
+    // The reference removes ours (it needs the live link to find the addresses).
+    const d2 = call('DEL', withPrev(config, oursAdd.json), { cid: cidB, ns: b, plugin: REF });
+    expect(d2.code, d2.stdout + d2.stderr).toBe(0);
+    expect(iptablesRulesFor(net.name, cidB)).toEqual([]);
+    expect(reservations(net)).toEqual([]);
+    expect(podAddrs(b)).toEqual([]);
+  });
+
+  it('CHECK from ours accepts a pod the reference added', () => {
+    const net = newNet();
+    const config = conf(net, '1.0.0', {}, [[{ subnet: '10.241.8.0/24' }]]);
+    const a = createNetns('tba');
+    const cid = `rc-${rand()}`;
+    const refAdd = call('ADD', config, { cid, ns: a, plugin: REF });
+    expect(refAdd.code, refAdd.stdout).toBe(0);
+    const chk = call('CHECK', withPrev(config, refAdd.json), { cid, ns: a });
+    expect(chk.code, chk.stdout + chk.stderr).toBe(0);
+  });
+});

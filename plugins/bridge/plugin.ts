@@ -12,6 +12,7 @@ import type { IpConfig, Result, ValidAttachment } from '../../lib/cni/types.ts';
 import { LATEST_VERSION } from '../../lib/cni/version.ts';
 import { ExecError, run } from '../../lib/exec.ts';
 import { detectMasqBackend, familiesOf, gcMasquerade, setupMasquerade, teardownMasquerade } from '../../lib/firewall/masquerade.ts';
+import { setupSpoofCheck, spoofRefId, teardownSpoofCheck } from '../../lib/firewall/spoofcheck.ts';
 import { ipJson, type AddrInfo, type IpLink } from '../../lib/ip/ip.ts';
 import { familyOf, type Family } from '../../lib/ip/prefix.ts';
 import { logDebug } from '../../lib/log.ts';
@@ -192,6 +193,12 @@ async function addSteps(args: CmdArgs, conf: BridgeConfig, bridgeExists: boolean
   failpoint(args, 'after-pod');
   failpoint(args, 'after-masq');
 
+  if (conf.macspoofchk) {
+    const refId = spoofRefId(args.containerId, args.ifName);
+    undo.push('spoof check teardown', () => teardownSpoofCheck(refId));
+    await setupSpoofCheck(refId, hostVeth, contLink?.address ?? conf.mac ?? '');
+  }
+
   // Forwarding for every family that has a gateway.
   if (plan && conf.isGateway) {
     if (plan.bridgeAddrs[4].length) writeSysctl('net/ipv4/ip_forward', '1', { ifChanged: true });
@@ -287,6 +294,7 @@ async function del(args: CmdArgs): Promise<void> {
     );
   }
   if (conf.ipamType) tasks.push(delegate('DEL', conf.ipamType, args.stdinData, args.env));
+  if (conf.macspoofchk) tasks.push(teardownSpoofCheck(spoofRefId(args.containerId, args.ifName)));
   // Teardown is keyed by the rules' tags; prevResult only narrows the families to look at.
   if (conf.ipamType && conf.ipMasq) {
     const ips = prevIps(args);

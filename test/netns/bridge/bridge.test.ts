@@ -289,6 +289,25 @@ describe('bridge link options', () => {
     expect(ping(a, '10.241.1.1')).toBe(true);
   });
 
+  it('macspoofchk drops frames from another MAC; DEL removes the chains', () => {
+    const net = newNet();
+    const config = conf(net, '1.0.0', { macspoofchk: true, ipMasq: false });
+    const [a, b] = [createNetns('tba'), createNetns('tbb')];
+    const cid = `sc-${rand()}`;
+    const out = callOk('ADD', config, { cid, ns: a });
+    callOk('ADD', config, { cid: `sc2-${rand()}`, ns: b });
+    const table = sh(['nft', 'list', 'table', 'bridge', 'nat']);
+    expect(table).toContain(`chain cni-br-iface-${cid}-eth0-mac`);
+    const mac = ((out.json as { interfaces: Array<{ mac: string }> }).interfaces[2] as { mac: string }).mac;
+    expect(table).toContain(`ether saddr ${mac} return`);
+    expect(ping(a, '10.241.1.3')).toBe(true);
+    a.exec(['ip', 'link', 'set', 'eth0', 'address', '02:42:0a:f1:ee:ee']);
+    a.exec(['ip', 'neigh', 'flush', 'all']);
+    expect(ping(a, '10.241.1.3')).toBe(false);
+    expect(call('DEL', withPrev(config, out.json), { cid, ns: a }).code).toBe(0);
+    expect(sh(['nft', 'list', 'table', 'bridge', 'nat'])).not.toContain(`cni-br-iface-${cid}`);
+  });
+
   it('promiscMode sets the bridge promiscuous; L2-only (no ipam) brings the pod end up without addresses', () => {
     const net = newNet();
     const config = { cniVersion: '1.0.0', name: net.name, type: 'bridge', bridge: net.bridge, promiscMode: true };

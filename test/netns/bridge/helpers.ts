@@ -294,6 +294,29 @@ export function cleanupAll(): void {
     const left = tryRun(['nft', 'list', 'chain', 'inet', 'cni_plugins_masquerade', 'masq_checks']).stdout;
     if (!/daddr .* masquerade/.test(left)) tryRun(['nft', 'delete', 'table', 'inet', 'cni_plugins_masquerade']);
   }
+  // Spoof-check chains of our attachments; the bridge nat table too once it is empty.
+  const sc = tryRun(['nft', '-a', 'list', 'chain', 'bridge', 'nat', 'PREROUTING']);
+  if (sc.code === 0) {
+    for (const a of attachments) {
+      for (const line of sc.stdout.split('\n')) {
+        const m = new RegExp(`macspoofchk-${a.cid}-.*# handle (\\d+)`).exec(line);
+        if (m) tryRun(['nft', 'delete', 'rule', 'bridge', 'nat', 'PREROUTING', 'handle', m[1] as string]);
+      }
+    }
+    const chains = tryRun(['nft', 'list', 'table', 'bridge', 'nat']).stdout;
+    for (const m of chains.matchAll(/chain (cni-br-iface-\S+)/g)) {
+      if (attachments.some((a) => (m[1] as string).startsWith(`cni-br-iface-${a.cid}-`))) {
+        tryRun(['nft', 'flush', 'chain', 'bridge', 'nat', m[1] as string]);
+      }
+    }
+    for (const m of chains.matchAll(/chain (cni-br-iface-\S+)/g)) {
+      if (attachments.some((a) => (m[1] as string).startsWith(`cni-br-iface-${a.cid}-`))) {
+        tryRun(['nft', 'delete', 'chain', 'bridge', 'nat', m[1] as string]);
+      }
+    }
+    const left = tryRun(['nft', 'list', 'table', 'bridge', 'nat']).stdout;
+    if (!/cni-br-iface|iifname/.test(left)) tryRun(['nft', 'delete', 'table', 'bridge', 'nat']);
+  }
   for (const n of nets.splice(0)) {
     for (const l of readdirSafe('/sys/class/net')) if (l === n.bridge || l.startsWith(`${n.bridge}.`)) tryRun(['ip', 'link', 'del', l]);
     rmSync(n.dataDir, { recursive: true, force: true });

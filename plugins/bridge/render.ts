@@ -166,7 +166,8 @@ export function renderPodRoutes(ifName: string, ips: readonly IpConfig[], routes
   }
   return routes.map((r) => {
     const via = r.gw ?? gw[familyOf(r.dst)];
-    let line = `route add ${networkOf(r.dst)}`;
+    // append, as the reference's RouteAddEcmp: a second interface in the same pod may add its own default route.
+    let line = `route append ${networkOf(r.dst)}`;
     if (via) line += ` via ${via}`;
     line += ` dev ${ifName}`;
     if (r.priority !== undefined) line += ` metric ${r.priority}`;

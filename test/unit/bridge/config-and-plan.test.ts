@@ -140,6 +140,6 @@ describe('ADD plan', () => {
     ]);
     expect(
       renderPodRoutes('eth0', [{ address: '10.241.5.2/24', gateway: '10.241.5.1' }], [{ dst: '0.0.0.0/0' }, { dst: '10.241.77.9/24', gw: '10.241.5.3', priority: 5, table: 100, scope: 0 }]),
-    ).toEqual(['route add 0.0.0.0/0 via 10.241.5.1 dev eth0', 'route add 10.241.77.0/24 via 10.241.5.3 dev eth0 metric 5 table 100 scope 0']);
+    ).toEqual(['route append 0.0.0.0/0 via 10.241.5.1 dev eth0', 'route append 10.241.77.0/24 via 10.241.5.3 dev eth0 metric 5 table 100 scope 0']);
   });
 });

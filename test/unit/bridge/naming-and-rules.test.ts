@@ -89,3 +89,26 @@ describe('nftables masquerade rendering', () => {
     expect(renderNftDeleteRules([7, 9])).toBe('delete rule inet cni_plugins_masquerade masq_checks handle 7\ndelete rule inet cni_plugins_masquerade masq_checks handle 9\n');
   });
 });
+
+describe('spoof check rendering', () => {
+  it('matches the reference chain layout and tears down by handle', async () => {
+    const { renderSpoofCheckSetup, renderSpoofCheckTeardown, preroutingHandles, spoofRefId } = await import('../../../lib/firewall/spoofcheck.ts');
+    const ref = spoofRefId('c1', 'eth0');
+    expect(renderSpoofCheckSetup(ref, 'veth01020304', '02:00:00:00:00:01').split('\n')).toEqual([
+      'add table bridge nat',
+      'add chain bridge nat PREROUTING { type filter hook prerouting priority -300 ; policy accept ; }',
+      'add chain bridge nat cni-br-iface-c1-eth0',
+      'add chain bridge nat cni-br-iface-c1-eth0-mac',
+      'flush chain bridge nat cni-br-iface-c1-eth0',
+      'flush chain bridge nat cni-br-iface-c1-eth0-mac',
+      'add rule bridge nat PREROUTING iifname "veth01020304" jump cni-br-iface-c1-eth0 comment "macspoofchk-c1-eth0"',
+      'add rule bridge nat cni-br-iface-c1-eth0 jump cni-br-iface-c1-eth0-mac comment "macspoofchk-c1-eth0"',
+      'add rule bridge nat cni-br-iface-c1-eth0-mac ether saddr 02:00:00:00:00:01 return comment "macspoofchk-c1-eth0"',
+      'add rule bridge nat cni-br-iface-c1-eth0-mac drop comment "macspoofchk-c1-eth0"',
+      '',
+    ]);
+    const json = JSON.stringify({ nftables: [{ rule: { handle: 4, comment: 'macspoofchk-c1-eth0' } }, { rule: { handle: 5, comment: 'macspoofchk-c2-eth0' } }] });
+    expect(preroutingHandles(json, ref)).toEqual([4]);
+    expect(renderSpoofCheckTeardown(ref, [4])).toContain('delete rule bridge nat PREROUTING handle 4\n');
+  });
+});

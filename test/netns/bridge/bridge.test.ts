@@ -308,6 +308,20 @@ describe('bridge link options', () => {
     expect(sh(['nft', 'list', 'table', 'bridge', 'nat'])).not.toContain(`cni-br-iface-${cid}`);
   });
 
+  it('two interfaces of one pod on the same network (eth0, eth1) each get an address and a default route', () => {
+    const net = newNet();
+    const config = conf(net, '1.0.0');
+    const a = createNetns('tba');
+    const cid = `mi-${rand()}`;
+    const o0 = callOk('ADD', config, { cid, ns: a, ifname: 'eth0' });
+    const o1 = callOk('ADD', config, { cid: `${cid}-2`, ns: a, ifname: 'eth1' });
+    expect(podAddrs(a, 'eth1')).toEqual(['10.241.1.3/24']);
+    expect(a.exec(['ip', '-4', 'route', 'show', 'default'])).toMatch(/default via 10\.241\.1\.1 dev eth0[^]*default via 10\.241\.1\.1 dev eth1/);
+    expect(call('DEL', withPrev(config, o1.json), { cid: `${cid}-2`, ns: a, ifname: 'eth1' }).code).toBe(0);
+    expect(call('DEL', withPrev(config, o0.json), { cid, ns: a, ifname: 'eth0' }).code).toBe(0);
+    expect(reservations(net)).toEqual([]);
+  });
+
   it('promiscMode sets the bridge promiscuous; L2-only (no ipam) brings the pod end up without addresses', () => {
     const net = newNet();
     const config = { cniVersion: '1.0.0', name: net.name, type: 'bridge', bridge: net.bridge, promiscMode: true };

@@ -4,7 +4,9 @@
  * attachments that are gone, and the Go reference bridge and ours remove each
  * other's pods (same chain names and comments).
  */
+import { spawn } from 'node:child_process';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { binPath } from '../../helpers/plugin.ts';
 import { createNetns, removeAllNetns, sh } from '../../helpers/netns.ts';
 import {
   OUR_HOST_LOCAL,
@@ -17,6 +19,7 @@ import {
   iptablesRulesFor,
   linkExists,
   newNet,
+  ourCniPath,
   nftRulesFor,
   ping,
   podAddrs,
@@ -92,6 +95,57 @@ describe('bridge ADD rollback', () => {
     expect(out.json).toMatchObject({ code: 999, msg: `failed to create bridge "${net.bridge}": "${net.bridge}" already exists but is not a bridge` });
     expect(reservations(net)).toEqual([]);
     expect(a.exec(['ip', '-o', 'link', 'show'])).not.toContain('eth0');
+  });
+});
+
+describe('bridge gateway address and concurrency', () => {
+  it('a different address on an existing bridge fails (and rolls back) unless forceAddress', () => {
+    const net = newNet();
+    sh(['ip', 'link', 'add', net.bridge, 'type', 'bridge']);
+    sh(['ip', 'addr', 'add', '10.241.10.254/24', 'dev', net.bridge]);
+    const a = createNetns('tba');
+    const config = conf(net, '1.0.0', {}, [[{ subnet: '10.241.11.0/24' }]]);
+    const out = call('ADD', config, { cid: `fa-${rand()}`, ns: a });
+    expect(out.json).toMatchObject({ code: 999, msg: `failed to set bridge addr: "${net.bridge}" already has an IP address different from 10.241.11.1/24` });
+    expect(reservations(net)).toEqual([]);
+    expect(bridgePorts(net.bridge)).toEqual([]);
+    expect(a.exec(['ip', '-o', 'link', 'show'])).not.toContain('eth0');
+    const forced = call('ADD', { ...config, forceAddress: true }, { cid: `fb-${rand()}`, ns: a });
+    expect(forced.code, forced.stdout).toBe(0);
+    const addrs = sh(['ip', '-4', '-o', 'addr', 'show', 'dev', net.bridge]);
+    expect(addrs).toContain('10.241.11.1/24');
+    expect(addrs).not.toContain('10.241.10.254');
+  });
+
+  it('concurrent ADDs on a bridge that does not exist yet all succeed', async () => {
+    const net = newNet();
+    const config = conf(net, '1.0.0', {}, [[{ subnet: '10.241.12.0/24' }]]);
+    const pods = Array.from({ length: 5 }, () => createNetns('tbp'));
+    const codes = await Promise.all(
+      pods.map(
+        (ns, i) =>
+          new Promise<number>((resolve) => {
+            const env = { PATH: process.env.PATH ?? '', CNI_COMMAND: 'ADD', CNI_CONTAINERID: `cc${i}-${rand()}`, CNI_NETNS: ns.path, CNI_IFNAME: 'eth0', CNI_PATH: ourCniPath() };
+            const child = spawn(binPath('bridge'), [], { env, stdio: ['pipe', 'ignore', 'inherit'] });
+            child.on('close', (code) => resolve(code ?? -1));
+            child.stdin.end(JSON.stringify(config));
+          }),
+      ),
+    );
+    expect(codes).toEqual([0, 0, 0, 0, 0]);
+    expect(bridgePorts(net.bridge)).toHaveLength(5);
+    expect(reservations(net)).toHaveLength(5);
+    for (const p of pods) expect(ping(p, '10.241.12.1')).toBe(true);
+  });
+
+  it('disableContainerInterface (L2, no ipam) leaves the pod end down', () => {
+    const net = newNet();
+    const a = createNetns('tba');
+    const out = call('ADD', { cniVersion: '1.0.0', name: net.name, type: 'bridge', bridge: net.bridge, disableContainerInterface: true }, { cid: `dc-${rand()}`, ns: a });
+    expect(out.code, out.stdout).toBe(0);
+    const [l] = JSON.parse(a.exec(['ip', '-json', 'link', 'show', 'eth0'])) as Array<{ flags: string[] }>;
+    expect(l?.flags).not.toContain('UP');
+    expect(bridgePorts(net.bridge)).toHaveLength(1);
   });
 });
 

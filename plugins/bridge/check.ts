@@ -9,14 +9,20 @@ import { run } from '../../lib/exec.ts';
 import type { IpLink } from '../../lib/ip/ip.ts';
 import { canonicalCidr, familyOf, networkOf } from '../../lib/ip/prefix.ts';
 import type { BridgeConfig } from './config.ts';
+import { batchArg } from './render.ts';
 
 const fail = (msg: string) => new CniError(ErrorCode.Internal, msg);
 
 async function showLinks(names: readonly string[], netns?: string): Promise<IpLink[]> {
   if (names.length === 0) return [];
+  if (names.some((n) => n.includes('#'))) {
+    // Batch lines cannot carry "#": look each name up on its own.
+    const all = await Promise.all(names.map((n) => run(['ip', '-json', '-details', 'link', 'show', 'dev', n], { netns, allowFailure: true })));
+    return all.flatMap((r) => (r.code === 0 ? (JSON.parse(r.stdout) as IpLink[]) : []));
+  }
   // -force: a name that does not exist must not hide the others.
   const r = await run(['ip', '-json', '-details', '-force', '-batch', '-'], {
-    input: names.map((n) => `link show dev ${n}`).join('\n') + '\n',
+    input: names.map((n) => `link show dev ${batchArg(n)}`).join('\n') + '\n',
     netns,
     allowFailure: true,
   });

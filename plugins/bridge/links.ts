@@ -38,8 +38,29 @@ export function failedBatchLines(stderr: string): number[] {
   return [...stderr.matchAll(/Command failed -:(\d+)/g)].map((m) => Number(m[1]));
 }
 
-/** Run an `ip -batch`; throws ExecError with the failing line in the message. */
+/** Split a batch line into words: "double" or 'single' quoted words keep their spaces. */
+export function batchWords(line: string): string[] {
+  const out: string[] = [];
+  const re = /"([^"]*)"|'([^']*)'|(\S+)/g;
+  for (const m of line.matchAll(re)) out.push(m[1] ?? m[2] ?? m[3] ?? '');
+  return out;
+}
+
+/**
+ * Run an `ip -batch`; throws ExecError with the failing line in the message.
+ * iproute2 cuts batch lines at "#" even inside quotes, so a line carrying a
+ * name with "#" (legal in Linux interface names) runs as its own `ip` argv.
+ */
 export async function ipBatchRaw(lines: readonly string[], netns?: string, opts: { json?: boolean; force?: boolean; details?: boolean } = {}): Promise<string> {
+  if (!opts.force && lines.some((l) => l.includes('#'))) {
+    let out = '';
+    for (const line of lines) {
+      const argv = ['ip', ...(opts.json ? ['-json'] : []), ...(opts.details ? ['-details'] : []), ...batchWords(line)];
+      const r = await run(argv, { netns });
+      if (r.stdout.trim()) out += `${r.stdout.trim()}\n`;
+    }
+    return out;
+  }
   const argv = ['ip'];
   if (opts.json) argv.push('-json');
   if (opts.details) argv.push('-details');

@@ -24,6 +24,7 @@ import { parseBridgeConfig, type BridgeConfig } from './config.ts';
 import { failedBatchLines, ipBatchRaw, linkState, randomMac, randomVethName, readLinkFile, waitOperUp } from './links.ts';
 import {
   CONTAINER_IF_INDEX,
+  batchArg,
   planBridgeAddrs,
   planGateways,
   podSysctls,
@@ -244,9 +245,9 @@ async function configurePod(args: CmdArgs, conf: BridgeConfig, plan: GatewayPlan
     }
     lines.push(...renderPodRoutes(args.ifName, plan.ips, plan.routes));
   } else if (!conf.disableContainerInterface) {
-    lines.push(`link set dev ${args.ifName} up`);
+    lines.push(`link set dev ${batchArg(args.ifName)} up`);
   }
-  lines.push(`link show dev ${args.ifName}`);
+  lines.push(`link show dev ${batchArg(args.ifName)}`);
   const [out] = await allOrThrow<[string, unknown]>([ipBatchRaw(lines, args.netns, { json: true }), sysctlP]);
   return parseJsonArrays(out).find((l) => l.ifname === args.ifName);
 }
@@ -285,7 +286,7 @@ async function del(args: CmdArgs): Promise<void> {
     tasks.push(
       (async () => {
         try {
-          await ipBatchRaw([`link del dev ${args.ifName}`], args.netns);
+          await ipBatchRaw([`link del dev ${batchArg(args.ifName)}`], args.netns);
         } catch (e) {
           if (e instanceof ExecError && (/Cannot find device|does not exist/.test(e.stderr) || inspectNetns(args.netns) === 'missing')) return;
           throw e;

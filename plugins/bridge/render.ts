@@ -9,6 +9,16 @@ import type { AddrInfo } from '../../lib/ip/ip.ts';
 import { addrOf, canonicalCidr, defaultDst, familyOf, firstHostOf, networkOf, parsePrefix, prefixContains, type Family } from '../../lib/ip/prefix.ts';
 import type { BridgeConfig } from './config.ts';
 
+/**
+ * One word of an `ip -batch` line. Names and paths come from outside (a netns
+ * path may contain spaces; an interface name may contain "#", which starts a
+ * comment in batch files), so quote anything that is not plainly safe.
+ */
+export function batchArg(s: string): string {
+  if (/^[A-Za-z0-9_.:/@+=,-]+$/.test(s)) return s;
+  return s.includes('"') ? `'${s}'` : `"${s}"`;
+}
+
 /** Index of the container veth in Result.interfaces: [bridge, host veth, container veth]. */
 export const CONTAINER_IF_INDEX = 2;
 
@@ -113,7 +123,7 @@ export function renderHostBatch(conf: BridgeConfig, p: HostPlan): string[] {
   if (conf.promiscMode) lines.push(`link set dev ${br} promisc on`);
   lines.push(`link set dev ${br} up`);
   const mac = conf.mac ? ` address ${conf.mac}` : '';
-  lines.push(`link add name ${p.hostVeth}${mtu} type veth peer name ${p.ifName}${mtu}${mac} netns ${p.netns}`);
+  lines.push(`link add name ${p.hostVeth}${mtu} type veth peer name ${batchArg(p.ifName)}${mtu}${mac} netns ${batchArg(p.netns)}`);
   lines.push(`link set dev ${p.hostVeth} master ${br} up`);
   if (conf.hairpinMode || conf.portIsolation) {
     lines.push(`link set dev ${p.hostVeth} type bridge_slave hairpin ${conf.hairpinMode ? 'on' : 'off'} isolated ${conf.portIsolation ? 'on' : 'off'}`);
@@ -152,8 +162,9 @@ export function podSysctls(ifName: string, enabledad: boolean, hasV6: boolean): 
 }
 
 export function renderPodAddrs(ifName: string, ips: readonly IpConfig[], nodad: boolean): string[] {
-  const lines = ips.map((ip) => `addr add ${canonicalCidr(ip.address)} dev ${ifName}${nodad && familyOf(ip.address) === 6 ? ' nodad' : ''}`);
-  lines.push(`link set dev ${ifName} up`);
+  const dev = batchArg(ifName);
+  const lines = ips.map((ip) => `addr add ${canonicalCidr(ip.address)} dev ${dev}${nodad && familyOf(ip.address) === 6 ? ' nodad' : ''}`);
+  lines.push(`link set dev ${dev} up`);
   return lines;
 }
 
@@ -169,7 +180,7 @@ export function renderPodRoutes(ifName: string, ips: readonly IpConfig[], routes
     // append, as the reference's RouteAddEcmp: a second interface in the same pod may add its own default route.
     let line = `route append ${networkOf(r.dst)}`;
     if (via) line += ` via ${via}`;
-    line += ` dev ${ifName}`;
+    line += ` dev ${batchArg(ifName)}`;
     if (r.priority !== undefined) line += ` metric ${r.priority}`;
     if (r.table !== undefined) line += ` table ${r.table}`;
     if (r.scope !== undefined) line += ` scope ${r.scope}`;

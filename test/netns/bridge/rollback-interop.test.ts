@@ -5,6 +5,9 @@
  * other's pods (same chain names and comments).
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { binPath } from '../../helpers/plugin.ts';
 import { createNetns, removeAllNetns, sh } from '../../helpers/netns.ts';
@@ -136,6 +139,28 @@ describe('bridge gateway address and concurrency', () => {
     expect(bridgePorts(net.bridge)).toHaveLength(5);
     expect(reservations(net)).toHaveLength(5);
     for (const p of pods) expect(ping(p, '10.241.12.1')).toBe(true);
+  });
+
+  it('a netns path with a space and an interface name with "#" are passed through safely', () => {
+    const net = newNet();
+    const config = conf(net, '1.0.0', {}, [[{ subnet: '10.241.13.0/24' }]]);
+    const a = createNetns('tba');
+    const dir = mkdtempSync(join(tmpdir(), 'tscni tb '));
+    const odd = join(dir, 'pod ns');
+    writeFileSync(odd, '');
+    sh(['mount', '--bind', a.path, odd]);
+    try {
+      const cid = `sp-${rand()}`;
+      const out = call('ADD', config, { cid, netnsPath: odd, ifname: 'e#0' });
+      expect(out.code, out.stdout).toBe(0);
+      expect(podAddrs(a, 'e#0')).toEqual(['10.241.13.2/24']);
+      expect(call('CHECK', withPrev(config, out.json), { cid, netnsPath: odd, ifname: 'e#0' }).code).toBe(0);
+      expect(call('DEL', withPrev(config, out.json), { cid, netnsPath: odd, ifname: 'e#0' }).code).toBe(0);
+      expect(podAddrs(a, 'e#0')).toEqual([]);
+    } finally {
+      sh(['umount', odd]);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('disableContainerInterface (L2, no ipam) leaves the pod end down', () => {

@@ -2,7 +2,7 @@
  * Link I/O for the bridge plugin: reads from /sys (no process) where it
  * can, writes through one `ip -batch` per namespace.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { ExecError, run } from '../../lib/exec.ts';
 
@@ -16,6 +16,15 @@ export function linkState(name: string): BridgeState {
 export function readLinkFile(name: string, file: string): string | undefined {
   try {
     return readFileSync(`/sys/class/net/${name}/${file}`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Name of the link a /sys/class/net/<name>/<file> symlink points at (e.g. "master" -> the bridge). */
+export function readLinkFileTarget(name: string, file: string): string | undefined {
+  try {
+    return readlinkSync(`/sys/class/net/${name}/${file}`).split('/').pop();
   } catch {
     return undefined;
   }

@@ -21,7 +21,7 @@ import { sysctlArgv, writeSysctl } from '../../lib/sysctl.ts';
 import { TSCNI_VERSION } from '../../lib/version-info.ts';
 import { checkAttachment } from './check.ts';
 import { parseBridgeConfig, type BridgeConfig } from './config.ts';
-import { failedBatchLines, ipBatchRaw, linkState, randomMac, randomVethName, readLinkFile, waitOperUp } from './links.ts';
+import { failedBatchLines, ipBatchRaw, linkState, randomMac, randomVethName, readLinkFile, readLinkFileTarget, waitOperUp } from './links.ts';
 import {
   CONTAINER_IF_INDEX,
   batchArg,
@@ -272,6 +272,19 @@ async function settleAddresses(ifName: string, netns: string): Promise<void> {
   }
 }
 
+/** The host veth from prevResult, if it still exists as a port of our bridge (so it is the pod's pair, not a reused name). */
+function hostVethFromPrev(args: CmdArgs, conf: BridgeConfig): string | undefined {
+  const ifs = args.config.prevResult?.interfaces ?? [];
+  const cont = ifs.find((i) => i.name === args.ifName && i.sandbox);
+  const host = ifs.find((i) => !i.sandbox && /^veth[0-9a-f]{8}$/.test(i.name));
+  if (!cont || !host) return undefined;
+  const master = readLinkFileTarget(host.name, 'master');
+  if (master !== conf.bridge) return undefined;
+  // The host veth's MAC must still be the one the pod's ADD reported.
+  if (host.mac && readLinkFile(host.name, 'address') !== host.mac) return undefined;
+  return host.name;
+}
+
 function prevIps(args: CmdArgs): IpConfig[] | undefined {
   return args.config.prevResult?.ips;
 }
@@ -281,12 +294,17 @@ async function del(args: CmdArgs): Promise<void> {
   logDebug('bridge DEL: start', performance.now().toFixed(1));
   const tasks: Array<Promise<unknown>> = [];
 
-  // The container end; deleting it removes the host end too. A missing netns or link is success.
+  // The veth pair. With prevResult naming a host veth that is still a port of
+  // our bridge with the MAC the ADD reported, delete it from the host side (no
+  // nsenter); otherwise delete the pod end inside the netns. Deleting either
+  // end removes both. A missing netns or link is success.
   if (args.netnsState === 'ok') {
+    const hostVeth = hostVethFromPrev(args, conf);
     tasks.push(
       (async () => {
         try {
-          await ipBatchRaw([`link del dev ${batchArg(args.ifName)}`], args.netns);
+          if (hostVeth) await run(['ip', 'link', 'del', 'dev', hostVeth]);
+          else await ipBatchRaw([`link del dev ${batchArg(args.ifName)}`], args.netns);
         } catch (e) {
           if (e instanceof ExecError && (/Cannot find device|does not exist/.test(e.stderr) || inspectNetns(args.netns) === 'missing')) return;
           throw e;

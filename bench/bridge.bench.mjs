@@ -128,6 +128,18 @@ export async function run() {
       const [a0, d0, a1, d1] = results.get(impl.name);
       rows.push([impl.name, fmt(a0), fmt(d0), fmt(a1), fmt(d1), impl.ipam]);
     }
+    // The process-start floor of each implementation (VERSION does no work).
+    const floor = (bin) => {
+      const env = { PATH: process.env.PATH, CNI_COMMAND: 'VERSION' };
+      const t = [];
+      for (let i = 0; i < 15; i++) {
+        const t0 = process.hrtime.bigint();
+        spawnSync(bin, [], { env });
+        t.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+      return median(t);
+    };
+    rows.push(...impls.map((i) => [`${i.name} VERSION`, fmt(floor(i.bin)), '', '', '', 'process start floor']));
     table(rows);
     const [a0, d0, a1, d1] = results.get(impls[0].name);
     const worst = Math.max(a0, d0, a1, d1);

@@ -138,15 +138,17 @@ async function addSteps(args: CmdArgs, conf: BridgeConfig, bridgeExists: boolean
   undo.push('delete host veth', () => deleteHostLink(hostVeth));
   if (vlanGw && !vlanGw.exists) undo.push('delete vlan gateway veth', () => deleteHostLink(vlanGw.name));
   const ipamType = conf.ipamType;
-  const [ipam, , gwAddrs] = await allOrThrow<[Result | undefined, void, AddrInfo[]]>([
+  // Processes are spawned first: in-process IPAM may do synchronous file work that
+  // would otherwise delay their start.
+  const [, gwAddrs, ipam] = await allOrThrow<[void, AddrInfo[], Result | undefined]>([
+    runHostBatch(hostLines, !bridgeExists, br),
+    wantsGw && gwDevExists ? ipJson(['addr', 'show', 'dev', gwDev]).then((l) => l[0]?.addr_info ?? []) : Promise.resolve([]),
     ipamType
       ? delegateAdd(ipamType, args.stdinData, args.env).then((r) => {
           undo.push('IPAM DEL', () => delegate('DEL', ipamType, args.stdinData, args.env));
           return r;
         })
       : Promise.resolve(undefined),
-    runHostBatch(hostLines, !bridgeExists, br),
-    wantsGw && gwDevExists ? ipJson(['addr', 'show', 'dev', gwDev]).then((l) => l[0]?.addr_info ?? []) : Promise.resolve([]),
   ]);
   logDebug('bridge ADD: ipam + host batch done', performance.now().toFixed(1));
   failpoint(args, 'after-ipam');

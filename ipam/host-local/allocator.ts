@@ -7,7 +7,7 @@
  */
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import type { IpConfig } from '../../lib/cni/types.ts';
-import { cidrSize, compareIp, formatCidr, formatIp, ipEquals, lastAddress, nextIp, type Ip } from '../../lib/ip/cidr.ts';
+import { formatCidr, formatIp, ipEquals, lastAddress, nextIp, type Ip } from '../../lib/ip/cidr.ts';
 import { rangeContains, rangeFor, rangeSetContains, rangeSetToString, type HostLocalConfig, type IpRange, type RangeSet } from './config.ts';
 
 /** What the allocator needs from storage. The caller holds the store's lock. */
@@ -211,13 +211,4 @@ export function ownerIsValid(owner: Owner, valid: ReadonlyArray<{ containerID: s
   if (owner.kind === 'garbled') return false;
   if (owner.kind === 'legacy') return valid.some((a) => a.containerID === owner.id);
   return valid.some((a) => a.containerID === owner.id && a.ifname === owner.ifname);
-}
-
-/** Total number of addresses of the set's subnets (for logging only). */
-export function setSubnetSize(set: RangeSet): bigint {
-  return set.reduce((acc, r) => acc + cidrSize(r.subnet), 0n);
-}
-
-export function sortIps(ips: Ip[]): Ip[] {
-  return [...ips].sort(compareIp);
 }

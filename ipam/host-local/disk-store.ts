@@ -29,6 +29,8 @@
  * reservation, so the marker keeps (inode, mtime, size) of each
  * last_reserved_ip file as we left it; any difference means another writer
  * (or a crash of ours) and triggers one full scan that rebuilds the index.
+ * Reservation files added by hand without touching last_reserved_ip are
+ * not seen by DEL/CHECK until then; delete .tscni-index to force a rescan.
  */
 import { createHash } from 'node:crypto';
 import {
@@ -112,10 +114,15 @@ function ownerMatches(owner: Owner, k: Key): boolean {
   return owner.kind === 'attachment' && owner.id === k.id && owner.ifname === k.ifname;
 }
 
+/**
+ * Identity of a last_reserved_ip file as we left it. The content is part of
+ * it because file timestamps come from a coarse clock: a reference rewrite in
+ * the same tick keeps inode and mtime, but always names another address.
+ */
 function statSig(path: string): string {
   try {
     const st = statSync(path, { bigint: true });
-    return `${st.ino}:${st.mtimeNs}:${st.size}`;
+    return `${st.ino}:${st.mtimeNs}:${st.size}:${readFileSync(path, 'utf8')}`;
   } catch (e) {
     if (errCode(e) === 'ENOENT') return 'none';
     throw e;
@@ -177,7 +184,7 @@ export class DiskStore implements Store {
     try {
       writeSync(fd, content);
       const st = fstatSync(fd, { bigint: true });
-      sig = `${st.ino}:${st.mtimeNs}:${st.size}`;
+      sig = `${st.ino}:${st.mtimeNs}:${st.size}:${content}`;
     } finally {
       closeSync(fd);
     }

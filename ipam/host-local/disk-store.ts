@@ -43,6 +43,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  readSync,
   renameSync,
   statSync,
   unlinkSync,
@@ -52,7 +53,7 @@ import {
 import { join } from 'node:path';
 import { formatIp, parseIp, type Ip } from '../../lib/ip/cidr.ts';
 import { ownerContent, ownerIsValid, parseOwner, type Owner, type Store } from './allocator.ts';
-import { FileLock, LOCK_FILE, STEAL_FILE } from './file-lock.ts';
+import { FileLock, LOCK_FILE, lockTempPid, processStartTime, STEAL_FILE } from './file-lock.ts';
 
 export const LAST_IP_PREFIX = 'last_reserved_ip.';
 export const REFERENCE_LOCK = 'lock';
@@ -127,6 +128,13 @@ function statSig(path: string): string {
     if (errCode(e) === 'ENOENT') return 'none';
     throw e;
   }
+}
+
+function fdSig(fd: number): string {
+  const st = fstatSync(fd, { bigint: true });
+  const buf = Buffer.alloc(Number(st.size));
+  const n = readSync(fd, buf, 0, buf.length, 0);
+  return `${st.ino}:${st.mtimeNs}:${st.size}:${buf.subarray(0, n).toString('utf8')}`;
 }
 
 export interface GcOutcome {
@@ -316,7 +324,12 @@ export class DiskStore implements Store {
   /** Temp files of writers holding the lock are stale whenever we hold it; lock temps only when old. */
   private removeStaleTemp(name: string): void {
     try {
-      if (name.startsWith(LOCK_TMP_PREFIX) && Date.now() - lstatSync(this.path(name)).mtimeMs < RECLAIM_AGE_MS) return;
+      if (name.startsWith(LOCK_TMP_PREFIX)) {
+        // Written without the lock by a process trying to take it: stale only once its writer is dead or it is old.
+        const pid = lockTempPid(name);
+        const alive = pid !== undefined && processStartTime(pid) !== undefined;
+        if (alive && Date.now() - lstatSync(this.path(name)).mtimeMs < RECLAIM_AGE_MS) return;
+      }
       tryUnlink(this.path(name));
     } catch (e) {
       if (errCode(e) !== 'ENOENT') throw e;
@@ -379,13 +392,35 @@ export class DiskStore implements Store {
     return true;
   }
 
+  /**
+   * Write last_reserved_ip.<n> and vouch for it in the marker only if no
+   * other writer touched it since the index was verified: the file we
+   * replace must still be the version the marker recorded, and must not
+   * change while we rename over it (we watch the replaced inode through an
+   * open fd, so even a reference write racing the rename is seen).
+   * Otherwise leave a marker value that forces a rescan next time.
+   */
   private recordLastReserved(setIndex: number, ipName: string): void {
     const lastName = `${LAST_IP_PREFIX}${setIndex}`;
-    const wrote = this.writeAtomic(lastName, `last.${setIndex}`, ipName);
-    // If somebody rewrote the file between our rename and this stat, the
-    // marker must not vouch for it: leave a value that forces a rescan.
-    const now = statSig(this.path(lastName));
-    this.marker = { ...(this.marker ?? {}), [String(setIndex)]: now === wrote ? now : 'foreign' };
+    const expected = this.marker?.[String(setIndex)] ?? 'none';
+    let oldFd: number | undefined;
+    try {
+      oldFd = openSync(this.path(lastName), 'r');
+    } catch (e) {
+      if (errCode(e) !== 'ENOENT') throw e;
+    }
+    let foreign: boolean;
+    let wrote: string;
+    try {
+      const before = oldFd === undefined ? 'none' : fdSig(oldFd);
+      foreign = before !== expected;
+      wrote = this.writeAtomic(lastName, `last.${setIndex}`, ipName);
+      if (oldFd !== undefined && fdSig(oldFd) !== before) foreign = true;
+    } finally {
+      if (oldFd !== undefined) closeSync(oldFd);
+    }
+    if (statSig(this.path(lastName)) !== wrote) foreign = true;
+    this.marker = { ...(this.marker ?? {}), [String(setIndex)]: foreign ? 'foreign' : wrote };
     this.writeMarker();
   }
 

@@ -48,6 +48,12 @@ export function processStartTime(pid: number): string | undefined {
   return fields[19];
 }
 
+/** The pid in a lock temp file name ".tscni-tmp-lock-<pid>-<random>". */
+export function lockTempPid(name: string): number | undefined {
+  const m = /^\.tscni-tmp-lock-(\d+)-/.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
 function holderIsAlive(content: string): boolean {
   const m = /^(\d+) (\d+)$/.exec(content.trim());
   if (!m) return false;
@@ -77,7 +83,8 @@ export class FileLock {
       linkSync(tmp, this.path);
       return true;
     } catch (e) {
-      if (errCode(e) === 'EEXIST') return false;
+      // ENOENT: a GC removed our temp as stale (pid reuse); just try again.
+      if (errCode(e) === 'EEXIST' || errCode(e) === 'ENOENT') return false;
       throw e;
     } finally {
       try {

@@ -9,24 +9,28 @@
  *   and our own files, which the reference ignores (their names are not IPs and
  *   their content never equals "<id>\r\n<ifname>" or "<id>"):
  *     .tscni-lock           our lock (see file-lock.ts)
- *     .tscni-attach-<hash>  attachment index: the IPs of one container+ifname
+ *     .tscni-idx-<xx>       attachment index, 256 buckets by hash of the
+ *                           attachment: lines "<ip> <id> <ifname>" ("<ip> <id>"
+ *                           for id-only records)
  *     .tscni-index          index marker: which last_reserved_ip.<n> versions
  *                           the index has seen (see ensureIndex)
  *     .tscni-tmp-*          temp files of atomic writes (stale ones are removed)
  *
  * Crash safety: a reservation is a complete temp file link()ed to the IP
- * name (exclusive like O_EXCL, but never empty); last_reserved_ip and the
- * index are written to a temp file and renamed. The attachment index is
- * written BEFORE the reservation (an intent), so a crash can leave an index
- * entry without a reservation (ignored: every entry is verified against the
- * IP file it names) but never a reservation its DEL cannot find. Empty or
- * garbled reservation files (the reference creates the file empty, then
- * writes it) are reclaimable once older than RECLAIM_AGE_MS.
+ * name (exclusive like O_EXCL, but never empty); last_reserved_ip and
+ * rewritten buckets go to a temp file and are renamed. The index line of a
+ * reservation is appended BEFORE the reservation is made (an intent), so a
+ * crash can leave an index line without a reservation (harmless: every line
+ * is verified against the IP file it names) but never a reservation its DEL
+ * cannot find. Each append starts with a newline, so even a torn append
+ * cannot swallow the next line. Empty or garbled reservation files (the
+ * reference creates the file empty, then writes it) are reclaimable once
+ * older than RECLAIM_AGE_MS.
  *
- * Scale: ADD/DEL/CHECK read only the attachment's index file, not the
- * whole directory. The index is authoritative only while nobody else wrote
+ * Scale: ADD/DEL/CHECK read one bucket (about n/256 lines), never the whole
+ * directory. The index is authoritative only while nobody else wrote
  * reservations: the reference updates last_reserved_ip.<n> in place on every
- * reservation, so the marker keeps (inode, mtime, size) of each
+ * reservation, so the marker keeps (inode, mtime, size, content) of each
  * last_reserved_ip file as we left it; any difference means another writer
  * (or a crash of ours) and triggers one full scan that rebuilds the index.
  * Reservation files added by hand without touching last_reserved_ip are
@@ -53,19 +57,18 @@ import {
 import { join } from 'node:path';
 import { formatIp, parseIp, type Ip } from '../../lib/ip/cidr.ts';
 import { ownerContent, ownerIsValid, parseOwner, type Owner, type Store } from './allocator.ts';
-import { FileLock, LOCK_FILE, lockTempPid, processStartTime, STEAL_FILE } from './file-lock.ts';
+import { FileLock, lockTempPid, processStartTime } from './file-lock.ts';
 
 export const LAST_IP_PREFIX = 'last_reserved_ip.';
 export const REFERENCE_LOCK = 'lock';
 export const INDEX_MARKER = '.tscni-index';
-export const ATTACH_PREFIX = '.tscni-attach-';
+export const BUCKET_PREFIX = '.tscni-idx-';
 export const TMP_PREFIX = '.tscni-tmp-';
 const LOCK_TMP_PREFIX = '.tscni-tmp-lock-';
 /** An empty or garbled reservation younger than this may be a reference ADD between create and write. */
 export const RECLAIM_AGE_MS = 5_000;
 
-const ATTACH_HEADER = 'tscni-attachment 1';
-const LEGACY_HEADER = 'tscni-legacy-id 1';
+const BUCKETS = 256;
 
 function errCode(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException).code;
@@ -103,11 +106,43 @@ interface Key {
   ifname: string | null;
 }
 
-function keyHash(k: Key): string {
+function keyDigest(k: Key): Buffer {
   return createHash('sha256')
     .update(k.ifname === null ? k.id : `${k.id}\r\n${k.ifname}`)
-    .digest('hex')
-    .slice(0, 32);
+    .digest();
+}
+
+function bucketOf(k: Key): string {
+  return `${BUCKET_PREFIX}${((keyDigest(k)[0] as number) % BUCKETS).toString(16).padStart(2, '0')}`;
+}
+
+/** The reservation temp of one attachment: only its ADD writes it (under the lock), its DEL removes it. */
+function reservationTemp(k: Key): string {
+  return `${TMP_PREFIX}r-${keyDigest(k).subarray(0, 16).toString('hex')}`;
+}
+
+/** One index line: an intent or record that `ip` belongs to the key. */
+interface IndexLine {
+  ip: string;
+  k: Key;
+}
+
+function renderLine(l: IndexLine): string {
+  return l.k.ifname === null ? `${l.ip} ${l.k.id}` : `${l.ip} ${l.k.id} ${l.k.ifname}`;
+}
+
+function parseBucket(text: string): IndexLine[] {
+  const out: IndexLine[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.split(' ');
+    if ((f.length !== 2 && f.length !== 3) || !ipFromName(f[0] as string) || !f[1]) continue;
+    out.push({ ip: f[0] as string, k: { id: f[1], ifname: f.length === 3 ? (f[2] as string) : null } });
+  }
+  return out;
+}
+
+function sameKey(a: Key, b: Key): boolean {
+  return a.id === b.id && a.ifname === b.ifname;
 }
 
 function ownerMatches(owner: Owner, k: Key): boolean {
@@ -148,7 +183,7 @@ export class DiskStore implements Store {
   private readonly lock: FileLock;
   private marker: Record<string, string> | undefined;
   private indexChecked = false;
-  private readonly attachCache = new Map<string, string[]>();
+  private readonly bucketCache = new Map<string, IndexLine[]>();
 
   constructor(dataDir: string, network: string, setCount: number) {
     this.dir = join(dataDir, network);
@@ -207,47 +242,55 @@ export class DiskStore implements Store {
     return [...ids];
   }
 
+  /** In place: a torn marker only fails to parse, which means a rescan. */
   private writeMarker(): void {
-    this.writeAtomic(INDEX_MARKER, 'index', `${JSON.stringify({ tscniIndex: 1, last: this.marker ?? {} })}\n`);
+    writeFileSync(this.path(INDEX_MARKER), `${JSON.stringify({ tscniIndex: 1, last: this.marker ?? {} })}\n`, { mode: 0o600 });
   }
 
   // -------------------------------------------------------------------------
   // The attachment index
   // -------------------------------------------------------------------------
 
-  private attachName(k: Key): string {
-    return `${ATTACH_PREFIX}${keyHash(k)}`;
-  }
-
-  private readIndex(k: Key): string[] {
-    const cacheKey = this.attachName(k);
-    const cached = this.attachCache.get(cacheKey);
+  private readBucket(name: string): IndexLine[] {
+    const cached = this.bucketCache.get(name);
     if (cached) return cached;
-    const text = readOrUndefined(this.path(cacheKey));
-    let ips: string[] = [];
-    if (text !== undefined) {
-      const lines = text.split('\n');
-      const header = k.ifname === null ? LEGACY_HEADER : ATTACH_HEADER;
-      // A hash collision or a torn file: ignore it, the entries are advisory.
-      if (lines[0] === header && lines[1] === k.id && lines[2] === (k.ifname ?? '')) {
-        ips = lines.slice(3).filter((l) => ipFromName(l) !== undefined);
-      }
-    }
-    this.attachCache.set(cacheKey, ips);
-    return ips;
+    const lines = parseBucket(readOrUndefined(this.path(name)) ?? '');
+    this.bucketCache.set(name, lines);
+    return lines;
   }
 
-  private writeIndex(k: Key, ips: string[], atomic: boolean): void {
-    const name = this.attachName(k);
-    this.attachCache.set(name, ips);
-    if (ips.length === 0) {
+  /** Append an intent line; the leading newline ends any torn previous append. */
+  private appendLine(l: IndexLine): void {
+    const name = bucketOf(l.k);
+    const lines = this.readBucket(name);
+    if (lines.some((x) => x.ip === l.ip && sameKey(x.k, l.k))) return;
+    const fd = openSync(this.path(name), 'a', 0o600);
+    try {
+      writeSync(fd, `\n${renderLine(l)}`);
+    } finally {
+      closeSync(fd);
+    }
+    lines.push(l);
+  }
+
+  /** Atomically rewrite a bucket (or remove it when empty). */
+  private writeBucket(name: string, lines: IndexLine[], atomic: boolean): void {
+    this.bucketCache.set(name, lines);
+    if (lines.length === 0) {
       tryUnlink(this.path(name));
       return;
     }
-    const header = k.ifname === null ? LEGACY_HEADER : ATTACH_HEADER;
-    const text = `${header}\n${k.id}\n${k.ifname ?? ''}\n${ips.join('\n')}\n`;
-    if (atomic) this.writeAtomic(name, `i-${keyHash(k)}`, text);
+    const text = `${lines.map(renderLine).join('\n')}\n`;
+    if (atomic) this.writeAtomic(name, `b-${name.slice(BUCKET_PREFIX.length)}`, text);
     else writeFileSync(this.path(name), text, { mode: 0o600 });
+  }
+
+  /** Drop the key's lines (all, or only those naming `ips`) from its bucket. */
+  private forget(k: Key, ips?: string[]): void {
+    const name = bucketOf(k);
+    const lines = this.readBucket(name);
+    const keep = lines.filter((l) => !sameKey(l.k, k) || (ips !== undefined && !ips.includes(l.ip)));
+    if (keep.length !== lines.length) this.writeBucket(name, keep, true);
   }
 
   private ownerOf(ipName: string): Owner | undefined {
@@ -255,9 +298,12 @@ export class DiskStore implements Store {
     return text === undefined ? undefined : parseOwner(text);
   }
 
-  /** Index entries of k whose reservation file really belongs to k. */
+  /** Addresses the index lists for k whose reservation file really belongs to k. */
   private verified(k: Key): string[] {
-    return this.readIndex(k).filter((ip) => {
+    const ips = this.readBucket(bucketOf(k))
+      .filter((l) => sameKey(l.k, k))
+      .map((l) => l.ip);
+    return [...new Set(ips)].filter((ip) => {
       const owner = this.ownerOf(ip);
       return owner !== undefined && ownerMatches(owner, k);
     });
@@ -283,20 +329,23 @@ export class DiskStore implements Store {
     this.indexChecked = true;
   }
 
-  /** Full scan: index every reservation, drop stale temp files, then record the marker. */
+  /**
+   * Full scan: index every reservation from scratch (stale lines go), drop
+   * stale temp files, then record the marker. The marker is removed first,
+   * so a crash in the middle means another rescan, never a trusted partial index.
+   */
   rebuildIndex(): void {
+    tryUnlink(this.path(INDEX_MARKER));
     // Signatures first: a reservation written during the scan changes them, and the next call scans again.
     this.marker = {};
     const sigs: Record<string, string> = {};
     for (const i of this.markerSets()) sigs[String(i)] = statSig(this.path(`${LAST_IP_PREFIX}${i}`));
     const names = readdirSync(this.dir);
     for (const n of names) if (n.startsWith(LAST_IP_PREFIX)) sigs[n.slice(LAST_IP_PREFIX.length)] ??= statSig(this.path(n));
-    const groups = new Map<string, { k: Key; ips: string[] }>();
-    const existing = new Set<string>();
-    this.attachCache.clear();
+    const buckets = new Map<string, IndexLine[]>();
     for (const name of names) {
-      if (name.startsWith(ATTACH_PREFIX)) {
-        existing.add(name);
+      if (name.startsWith(BUCKET_PREFIX)) {
+        if (!buckets.has(name)) buckets.set(name, []);
         continue;
       }
       if (name.startsWith(TMP_PREFIX)) {
@@ -307,15 +356,17 @@ export class DiskStore implements Store {
       const owner = this.ownerOf(name);
       if (!owner || owner.kind === 'garbled') continue;
       const k: Key = owner.kind === 'legacy' ? { id: owner.id, ifname: null } : { id: owner.id, ifname: owner.ifname };
-      const an = this.attachName(k);
-      const g = groups.get(an) ?? { k, ips: [] };
-      g.ips.push(name);
-      groups.set(an, g);
+      const b = bucketOf(k);
+      const list = buckets.get(b) ?? [];
+      list.push({ ip: name, k });
+      buckets.set(b, list);
     }
-    for (const [an, g] of groups) {
-      const have = existing.has(an) ? this.readIndex(g.k) : [];
-      const missing = g.ips.filter((ip) => !have.includes(ip));
-      if (missing.length) this.writeIndex(g.k, [...have, ...missing], false);
+    this.bucketCache.clear();
+    for (const [name, lines] of buckets) {
+      lines.sort((x, y) => (x.ip < y.ip ? -1 : x.ip > y.ip ? 1 : 0));
+      const text = lines.length ? `${lines.map(renderLine).join('\n')}\n` : '';
+      if ((readOrUndefined(this.path(name)) ?? '') !== text) this.writeBucket(name, lines, false);
+      else this.bucketCache.set(name, lines);
     }
     this.marker = sigs;
     this.writeMarker();
@@ -368,10 +419,9 @@ export class DiskStore implements Store {
     if (taken && !this.reclaimable(name)) return false;
 
     // Intent first: DEL must be able to find whatever a crash leaves behind.
-    const listed = this.readIndex(k);
-    if (!listed.includes(name)) this.writeIndex(k, [...listed, name], true);
+    this.appendLine({ ip: name, k });
 
-    const tmp = this.path(`${TMP_PREFIX}r-${keyHash(k)}`);
+    const tmp = this.path(reservationTemp(k));
     writeFileSync(tmp, ownerContent(id, ifname), { mode: 0o600 });
     try {
       if (taken) {
@@ -438,11 +488,7 @@ export class DiskStore implements Store {
       const owner = this.ownerOf(n);
       if (owner && ownerMatches(owner, k)) tryUnlink(this.path(n));
     }
-    this.writeIndex(
-      k,
-      this.readIndex(k).filter((n) => !names.includes(n)),
-      true,
-    );
+    this.forget(k, names);
   }
 
   /**
@@ -454,15 +500,14 @@ export class DiskStore implements Store {
     this.ensureIndex();
     const exact: Key = { id, ifname };
     let released = this.verified(exact).filter((n) => tryUnlink(this.path(n)));
-    this.writeIndex(exact, [], true);
+    this.forget(exact);
     if (released.length === 0) {
       const legacy: Key = { id, ifname: null };
       released = this.verified(legacy).filter((n) => tryUnlink(this.path(n)));
-      this.writeIndex(legacy, [], true);
+      this.forget(legacy);
     }
-    // Leftovers of an ADD of this attachment killed mid-way.
-    tryUnlink(this.path(`${TMP_PREFIX}r-${keyHash(exact)}`));
-    tryUnlink(this.path(`${TMP_PREFIX}i-${keyHash(exact)}`));
+    // Leftover of an ADD of this attachment killed between writing and linking its reservation.
+    tryUnlink(this.path(reservationTemp(exact)));
     return released;
   }
 
@@ -498,34 +543,23 @@ export class DiskStore implements Store {
   }
 
   /**
-   * GC: release every reservation whose owner is not a valid attachment,
-   * drop index files of invalid attachments and stale temp files. Continues
-   * past errors and returns them all.
+   * GC: release every reservation whose owner is not a valid attachment and
+   * drop stale temp files, continuing past errors (all are returned); then
+   * rebuild the index from what is left, which also drops stale lines.
    */
   gc(valid: ReadonlyArray<{ containerID: string; ifname: string }>): GcOutcome {
     const released: string[] = [];
     const errors: string[] = [];
     if (!this.exists()) return { released, errors };
-    const names = readdirSync(this.dir);
-    for (const name of names) {
+    for (const name of readdirSync(this.dir)) {
       try {
-        if (name === REFERENCE_LOCK || name === LOCK_FILE || name === STEAL_FILE || name === INDEX_MARKER || name.startsWith(LAST_IP_PREFIX)) continue;
         if (name.startsWith(TMP_PREFIX)) {
           this.removeStaleTemp(name);
           continue;
         }
-        if (name.startsWith(ATTACH_PREFIX)) {
-          const lines = (readOrUndefined(this.path(name)) ?? '').split('\n');
-          const owner: Owner =
-            lines[0] === ATTACH_HEADER && lines[1] && lines[2]
-              ? { kind: 'attachment', id: lines[1], ifname: lines[2] }
-              : lines[0] === LEGACY_HEADER && lines[1]
-                ? { kind: 'legacy', id: lines[1] }
-                : { kind: 'garbled' };
-          if (!ownerIsValid(owner, valid)) tryUnlink(this.path(name));
-          continue;
-        }
+        // lock, last_reserved_ip.*, our lock/marker/buckets and foreign files are not reservations.
         if (!ipFromName(name)) continue;
+        if (!lstatSync(this.path(name)).isFile()) throw new Error('not a regular file, cannot release it');
         const owner = this.ownerOf(name);
         if (!owner || ownerIsValid(owner, valid)) continue;
         // A fresh empty file may be a reference ADD between create and write.
@@ -535,7 +569,11 @@ export class DiskStore implements Store {
         errors.push(`${name}: ${(e as Error).message}`);
       }
     }
-    this.attachCache.clear();
+    try {
+      this.rebuildIndex();
+    } catch (e) {
+      errors.push(`index: ${(e as Error).message}`);
+    }
     return { released, errors };
   }
 }

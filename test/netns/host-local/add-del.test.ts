@@ -33,7 +33,7 @@ describe('host-local ADD/DEL/CHECK', () => {
     runOk({ command: 'CHECK', config });
     runOk({ command: 'DEL', config });
     expect(reservations(dir)).toEqual({});
-    expect(listNet(dir).filter((n) => n.startsWith('.tscni-attach-'))).toEqual([]);
+    expect(listNet(dir).filter((n) => n.startsWith('.tscni-idx-'))).toEqual([]);
     // DEL is idempotent; CHECK now fails.
     runOk({ command: 'DEL', config });
     const check = run({ command: 'CHECK', config });

@@ -32,7 +32,7 @@ describe('host-local under concurrency', () => {
     const dels = await Promise.all(ids.map((containerId) => start({ command: 'DEL', containerId, config }).done));
     for (const d of dels) expect(d.code, d.stdout + d.stderr).toBe(0);
     expect(reservations(dir)).toEqual({});
-    expect(listNet(dir).filter((n) => n.startsWith('.tscni-attach-') || n.startsWith('.tscni-tmp-') || n === '.tscni-lock')).toEqual([]);
+    expect(listNet(dir).filter((n) => n.startsWith('.tscni-idx-') || n.startsWith('.tscni-tmp-') || n === '.tscni-lock')).toEqual([]);
   });
 
   it('parallel ADDs into a range smaller than the demand: every address used once, the rest fail with 50', async () => {

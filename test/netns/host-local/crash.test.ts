@@ -23,7 +23,7 @@ const ipam = () => ({ ranges: [[{ subnet: '10.240.0.0/27' }], [{ subnet: 'fd10:2
 const USABLE_V4 = 29;
 
 function leftovers(): string[] {
-  return listNet(dir).filter((n) => n.startsWith('.tscni-attach-') || n.startsWith('.tscni-tmp-') || n === '.tscni-lock' || n === '.tscni-lock-steal');
+  return listNet(dir).filter((n) => n.startsWith('.tscni-idx-') || n.startsWith('.tscni-tmp-') || n === '.tscni-lock' || n === '.tscni-lock-steal');
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ipsOf, listNet, NET, netConf, removeDir, reservations, run, runOk, stopNetns, tempDataDir } from './helpers.ts';
+import { indexLines, ipsOf, listNet, NET, netConf, removeDir, reservations, run, runOk, stopNetns, tempDataDir } from './helpers.ts';
 
 let dir: string;
 beforeEach(() => {
@@ -45,7 +45,7 @@ describe('host-local GC', () => {
     });
     const ours = listNet(dir).filter((n) => n.startsWith('.tscni-'));
     expect(ours.filter((n) => n.startsWith('.tscni-tmp-'))).toEqual([]);
-    expect(ours.filter((n) => n.startsWith('.tscni-attach-'))).toHaveLength(2); // a/eth0 and legacy-keep
+    expect(indexLines(dir)).toEqual(['10.240.0.100 legacy-keep', '10.240.0.2 a eth0', 'fd10:240::2 a eth0']);
     expect(listNet(dir, true)).toEqual(expect.arrayContaining(['lock', 'last_reserved_ip.0', 'last_reserved_ip.1']));
     // The survivors are still found by DEL through the index.
     runOk({ command: 'DEL', containerId: 'a', config });
@@ -58,7 +58,7 @@ describe('host-local GC', () => {
     for (const id of ['x', 'y', 'z']) runOk({ command: 'ADD', containerId: id, config });
     runOk({ command: 'GC', config: { ...config, 'cni.dev/valid-attachments': valid } });
     expect(reservations(dir)).toEqual({});
-    expect(listNet(dir).filter((n) => n.startsWith('.tscni-attach-'))).toEqual([]);
+    expect(listNet(dir).filter((n) => n.startsWith('.tscni-idx-'))).toEqual([]);
     // Everything is allocatable again (round-robin continues after the last one).
     expect(ipsOf(runOk({ command: 'ADD', containerId: 'w', config }))).toEqual(['10.240.0.5/24']);
   });

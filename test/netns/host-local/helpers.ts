@@ -155,3 +155,12 @@ export function ipsOf(out: Output): string[] {
   const ips = (out.json?.ips as Array<{ address: string }> | undefined) ?? [];
   return ips.map((i) => i.address);
 }
+
+/** All lines of our attachment index buckets, sorted. */
+export function indexLines(dataDir: string): string[] {
+  return listNet(dataDir)
+    .filter((n) => n.startsWith('.tscni-idx-'))
+    .flatMap((n) => readNet(dataDir, n).split('\n'))
+    .filter((l) => l !== '')
+    .sort();
+}

@@ -1,9 +1,11 @@
 /** Every plugin in the multi-call executable, by its CNI type name. */
 import type { Plugin } from '../lib/cni/skel.ts';
+import { hostLocalPlugin } from '../ipam/host-local/plugin.ts';
 import { loopbackPlugin } from './loopback/plugin.ts';
 
 export const PLUGINS: ReadonlyMap<string, Plugin> = new Map<string, Plugin>([
   ['loopback', loopbackPlugin],
+  ['host-local', hostLocalPlugin],
 ]);
 
 export const PLUGIN_NAMES: readonly string[] = [...PLUGINS.keys()];

@@ -1,10 +1,12 @@
 /** Every plugin in the multi-call executable, by its CNI type name. */
 import type { Plugin } from '../lib/cni/skel.ts';
+import { hostLocalPlugin } from '../ipam/host-local/plugin.ts';
 import { bridgePlugin } from './bridge/plugin.ts';
 import { loopbackPlugin } from './loopback/plugin.ts';
 
 export const PLUGINS: ReadonlyMap<string, Plugin> = new Map<string, Plugin>([
   ['loopback', loopbackPlugin],
+  ['host-local', hostLocalPlugin],
   ['bridge', bridgePlugin],
 ]);
 

@@ -1,0 +1,127 @@
+/**
+ * host-local IPAM: hands out addresses from range sets and records them as
+ * files under <dataDir>/<network>, compatible with the reference plugin.
+ * ADD: parse -> (resolv.conf) -> lock -> allocate one IP per set -> result.
+ */
+import { readFileSync } from 'node:fs';
+import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
+import type { CmdArgs, Plugin } from '../../lib/cni/skel.ts';
+import type { Dns, Result, ValidAttachment } from '../../lib/cni/types.ts';
+import { LATEST_VERSION } from '../../lib/cni/version.ts';
+import { formatIp, ipEquals, parseIpOrCidrAddress } from '../../lib/ip/cidr.ts';
+import { TSCNI_VERSION } from '../../lib/version-info.ts';
+import { allocateAll, exhaustedSets } from './allocator.ts';
+import { parseHostLocalConfig, rangeSetContains, rangeSetToString, type HostLocalConfig } from './config.ts';
+import { DiskStore, RECLAIM_AGE_MS } from './disk-store.ts';
+import { parseResolvConf } from './dns.ts';
+
+function loadConfig(args: CmdArgs): HostLocalConfig {
+  return parseHostLocalConfig(args.config, args.args);
+}
+
+function openStore(cfg: HostLocalConfig): DiskStore {
+  return new DiskStore(cfg.dataDir, cfg.name, cfg.rangeSets.length);
+}
+
+function readDns(cfg: HostLocalConfig): Dns | undefined {
+  if (!cfg.resolvConf) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(cfg.resolvConf, 'utf8');
+  } catch (e) {
+    throw new CniError(ErrorCode.InvalidNetworkConfig, `ipam.resolvConf: cannot read ${cfg.resolvConf}: ${(e as Error).message}`);
+  }
+  const dns = parseResolvConf(text);
+  return Object.keys(dns).length ? dns : undefined;
+}
+
+async function add(args: CmdArgs): Promise<Result> {
+  const cfg = loadConfig(args);
+  const dns = readDns(cfg);
+  const store = openStore(cfg);
+  try {
+    store.create();
+  } catch (e) {
+    throw new CniError(ErrorCode.IoFailure, `cannot create ${store.dir}: ${(e as Error).message}`);
+  }
+  const ips = store.withLock(() => allocateAll(store, cfg, args.containerId, args.ifName));
+  const result: Result = { cniVersion: LATEST_VERSION, ips };
+  if (cfg.routes.length) result.routes = cfg.routes;
+  if (dns) result.dns = dns;
+  return result;
+}
+
+async function del(args: CmdArgs): Promise<void> {
+  const cfg = loadConfig(args);
+  const store = openStore(cfg);
+  // Never created: nothing was ever reserved here, and DEL of the unknown succeeds.
+  if (!store.exists()) return;
+  store.withLock(() => store.releaseAttachment(args.containerId, args.ifName));
+}
+
+async function check(args: CmdArgs): Promise<void> {
+  const cfg = loadConfig(args);
+  const store = openStore(cfg);
+  const held = store.exists() ? store.withLock(() => store.getByAttachment(args.containerId, args.ifName)) : [];
+  if (held.length === 0) {
+    throw new CniError(ErrorCode.Internal, `host-local: Failed to find address added by container ${args.containerId}`);
+  }
+  // Every address of prevResult that lies in our range sets must be reserved for this attachment.
+  for (const ipc of args.config.prevResult?.ips ?? []) {
+    const ip = parseIpOrCidrAddress(ipc.address);
+    if (!ip || !cfg.rangeSets.some((s) => rangeSetContains(s, ip))) continue;
+    if (!held.some((h) => ipEquals(h, ip))) {
+      throw new CniError(ErrorCode.Internal, `host-local: address ${formatIp(ip)} of prevResult is not reserved for container ${args.containerId} interface ${args.ifName}`);
+    }
+  }
+}
+
+function validAttachments(args: CmdArgs): ValidAttachment[] {
+  const raw = args.config['cni.dev/valid-attachments'];
+  // libcni sends null for an empty list; no list means no valid attachment.
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) throw new CniError(ErrorCode.InvalidNetworkConfig, 'cni.dev/valid-attachments: must be an array');
+  return raw.map((a, i) => {
+    const o = a as Record<string, unknown> | null;
+    if (!o || typeof o.containerID !== 'string' || typeof o.ifname !== 'string') {
+      throw new CniError(ErrorCode.InvalidNetworkConfig, `cni.dev/valid-attachments[${i}]: needs "containerID" and "ifname" strings`);
+    }
+    return { containerID: o.containerID, ifname: o.ifname };
+  });
+}
+
+async function gc(args: CmdArgs): Promise<void> {
+  const cfg = loadConfig(args);
+  const valid = validAttachments(args);
+  const store = openStore(cfg);
+  if (!store.exists()) return;
+  const { errors } = store.withLock(() => store.gc(valid));
+  if (errors.length) {
+    throw new CniError(ErrorCode.IoFailure, `host-local GC: failed to release ${errors.length} file(s)`, errors.join('; '));
+  }
+}
+
+async function status(args: CmdArgs): Promise<void> {
+  const cfg = loadConfig(args);
+  const store = openStore(cfg);
+  let exhausted = exhaustedSets(cfg, store.listReservedIps());
+  if (exhausted.length) {
+    // Full by file count: look closer, old empty/garbled files can still be reclaimed by ADD.
+    const blocking = store.listReservations().filter((r) => r.owner.kind !== 'garbled' || r.ageMs < RECLAIM_AGE_MS);
+    exhausted = exhaustedSets(cfg, blocking.map((r) => r.ip));
+  }
+  if (exhausted.length) {
+    const sets = exhausted.map((i) => `${i} (${rangeSetToString(cfg.rangeSets[i] ?? [])})`).join(', ');
+    throw new CniError(ErrorCode.NotAvailable, `no IP addresses available in range set ${sets}`);
+  }
+}
+
+export const hostLocalPlugin: Plugin = {
+  name: 'host-local',
+  about: `tscni host-local plugin v${TSCNI_VERSION}`,
+  add,
+  del,
+  check,
+  gc,
+  status,
+};

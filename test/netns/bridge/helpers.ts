@@ -5,36 +5,24 @@
  * tests created (bridges, namespaces, rules, nft rules/tables, state dirs).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { formatChainName } from '../../../lib/firewall/naming.ts';
-import { BIN_DIR, binPath, callPlugin, type PluginOutput } from '../../helpers/plugin.ts';
+import { BIN_DIR, callPlugin, type PluginOutput } from '../../helpers/plugin.ts';
 import { createNetns, sh, tryRun, type TestNetns } from '../../helpers/netns.ts';
 
 export const REFERENCE_DIR = '/usr/lib/cni';
-/** Our host-local once it is built here; else the Go reference one (cniVersion <= 1.0.0). */
-export const OUR_HOST_LOCAL = existsSync(join(BIN_DIR, 'host-local'));
-
 const tmpRoot = mkdtempSync(join(tmpdir(), 'tscni-tb-'));
 
-/** CNI_PATH: our bridge + an IPAM. With our host-local present that is simply dist/bin. */
+/** CNI_PATH for ours: dist/bin, where host-local is the same executable (it runs in-process). */
 export function ourCniPath(): string {
-  if (OUR_HOST_LOCAL) return BIN_DIR;
-  const dir = join(tmpRoot, 'path-ours');
-  if (!existsSync(dir)) {
-    mkdirSync(dir);
-    symlinkSync(binPath('bridge'), join(dir, 'bridge'));
-    symlinkSync(join(REFERENCE_DIR, 'host-local'), join(dir, 'host-local'));
-  }
-  return dir;
+  return BIN_DIR;
 }
 
-/** Versions a test can use with the IPAM at hand (the Go host-local stops at 1.0.0). */
-export const IPAM_VERSIONS: readonly string[] = OUR_HOST_LOCAL
-  ? ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0']
-  : ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0'];
+/** Every version where results differ; the Go reference (interop tests) stops at 1.0.0. */
+export const IPAM_VERSIONS: readonly string[] = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
 
 export const rand = (n = 3) => randomBytes(n).toString('hex');
 

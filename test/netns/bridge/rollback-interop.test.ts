@@ -12,7 +12,6 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { binPath } from '../../helpers/plugin.ts';
 import { createNetns, removeAllNetns, sh } from '../../helpers/netns.ts';
 import {
-  OUR_HOST_LOCAL,
   REFERENCE_DIR,
   bridgePorts,
   call,
@@ -204,22 +203,25 @@ describe('bridge GC and STATUS', () => {
     callOk('ADD', config, { cid: cidB, ns: b });
     callOk('ADD', nftConfig, { cid: cidC, ns: c });
     expect(nftRulesFor(net.name)).toHaveLength(1);
-    // GC goes to IPAM too; with the Go host-local (no GC before 1.1.0) run it without ipam.
-    const gcConf: Record<string, unknown> = { ...conf(net, '1.1.0'), 'cni.dev/valid-attachments': [{ containerID: cidA, ifname: 'eth0' }] };
-    if (!OUR_HOST_LOCAL) delete gcConf.ipam;
+    // GC goes to host-local too, which releases the addresses of the stale attachments.
+    const gcConf = { ...conf(net, '1.1.0', {}, [[{ subnet: '10.241.7.0/24' }], [{ subnet: 'fd10:241:7::/64' }]]), 'cni.dev/valid-attachments': [{ containerID: cidA, ifname: 'eth0' }] };
     const out = call('GC', gcConf, { cid: 'gc' });
     expect(out.code, out.stdout + out.stderr).toBe(0);
     expect(iptablesRulesFor(net.name, cidA)).toHaveLength(8);
     expect(iptablesRulesFor(net.name, cidB)).toEqual([]);
     expect(nftRulesFor(net.name)).toEqual([]);
-    if (OUR_HOST_LOCAL) expect(reservations(net).sort()).toEqual(['10.241.7.2', 'fd10:241:7::2']);
+    expect(reservations(net).sort()).toEqual(['10.241.7.2', 'fd10:241:7::2']);
   });
 
   it('STATUS succeeds and is refused before 1.1.0', () => {
     const net = newNet();
-    const statusConf: Record<string, unknown> = conf(net, '1.1.0');
-    if (!OUR_HOST_LOCAL) delete statusConf.ipam;
-    expect(call('STATUS', statusConf, { cid: 's' }).code).toBe(0);
+    const ok = call('STATUS', conf(net, '1.1.0'), { cid: 's' });
+    expect(ok.code, ok.stdout).toBe(0);
+    // Forwarded to host-local: an exhausted pool is reported as code 50.
+    const tiny = conf(net, '1.1.0', {}, [[{ subnet: '10.241.14.0/30' }]]);
+    // A /30 has one address left once the gateway is taken out.
+    callOk('ADD', tiny, { cid: `st-${rand()}`, ns: createNetns('tbs') });
+    expect(call('STATUS', tiny, { cid: 's' }).json).toMatchObject({ code: 50 });
     expect(call('STATUS', conf(net, '1.0.0'), { cid: 's' }).json).toMatchObject({ code: 1, msg: 'config version does not allow STATUS' });
   });
 });

@@ -266,8 +266,13 @@ export function cleanupAll(): void {
       const spec = line.slice(3).match(/(?:[^\s"]+|"(?:\\.|[^"\\])*")+/g) ?? [];
       tryRun([cmd, '-w', '-t', 'nat', '-D', ...spec.map((w) => (w.startsWith('"') ? (JSON.parse(w) as string) : w))]);
     }
-    for (const a of attachments) {
-      const chain = formatChainName(a.net, a.cid);
+    // Per-container chains: those of tracked attachments and any chain whose rules carry our tag.
+    const chains = new Set(attachments.map((a) => formatChainName(a.net, a.cid)));
+    for (const line of tryRun([cmd, '-w', '-t', 'nat', '-S']).stdout.split('\n')) {
+      const m = /^-A (CNI-[0-9a-f]{24}) .*name: \\"tscni-tb/.exec(line);
+      if (m) chains.add(m[1] as string);
+    }
+    for (const chain of chains) {
       tryRun([cmd, '-w', '-t', 'nat', '-F', chain]);
       tryRun([cmd, '-w', '-t', 'nat', '-X', chain]);
     }

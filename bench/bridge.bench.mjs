@@ -10,13 +10,13 @@
  * namespaces "tscni-tb-bench-*", and removes all of it afterwards.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, fmt, median, table } from './util.mjs';
 
 const REF_DIR = '/usr/lib/cni';
-const ROUNDS = 15;
+const ROUNDS = Number(process.env.TSCNI_BENCH_ROUNDS ?? 15);
 const FILL = 1000;
 const FILL_NS = 10;
 const CONCURRENCY = 6;
@@ -29,7 +29,7 @@ function sh(argv, input) {
 }
 
 function plugin(bin, cniPath, command, cid, netns, ifname, config) {
-  const env = { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: cid, CNI_NETNS: netns, CNI_IFNAME: ifname, CNI_PATH: cniPath };
+  const env = { PATH: process.env.PATH, TSCNI_DEBUG: process.env.TSCNI_BENCH_DEBUG, CNI_COMMAND: command, CNI_CONTAINERID: cid, CNI_NETNS: netns, CNI_IFNAME: ifname, CNI_PATH: cniPath };
   const input = JSON.stringify(config);
   return new Promise((resolve) => {
     const t0 = process.hrtime.bigint();
@@ -94,6 +94,7 @@ export async function run() {
         const add = await must(plugin(impl.bin, impl.path, 'ADD', cid, ns, 'eth0', config), `${impl.name} ADD`);
         const del = await must(plugin(impl.bin, impl.path, 'DEL', cid, ns, 'eth0', { ...config, prevResult: JSON.parse(add.out) }), `${impl.name} DEL`);
         // The first round warms caches (page cache, iptables modules): not counted.
+        if (process.env.TSCNI_BENCH_DEBUG && round === ROUNDS - 1) console.log(`${impl.name} ADD ${add.ms.toFixed(1)} ms\n${add.err}DEL ${del.ms.toFixed(1)} ms\n${del.err}`);
         if (round === 0) continue;
         samples.get(impl.name).add.push(add.ms);
         samples.get(impl.name).del.push(del.ms);
@@ -123,7 +124,10 @@ export async function run() {
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
     console.log(`filled ${FILL} pods in ${((Date.now() - t0) / 1000).toFixed(1)} s (nat POSTROUTING now has ${sh(['iptables', '-w', '-t', 'nat', '-S', 'POSTROUTING']).stdout.split('\n').length - 2} rules)`);
+    // Let the kernel finish the per-interface work (IPv6 link-local DAD, MLD) of 2000 new links.
+    await new Promise((r) => setTimeout(r, 10_000));
     await measure();
+    console.log(`load average during the run: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} on ${availableParallelism()} CPUs`);
     for (const impl of impls) {
       const [a0, d0, a1, d1] = results.get(impl.name);
       rows.push([impl.name, fmt(a0), fmt(d0), fmt(a1), fmt(d1), impl.ipam]);

@@ -47,6 +47,18 @@ export function failedBatchLines(stderr: string): number[] {
   return [...stderr.matchAll(/Command failed -:(\d+)/g)].map((m) => Number(m[1]));
 }
 
+/**
+ * How to run `ip` in a namespace: a path under /run/netns (what runtimes
+ * use) becomes `ip -n <name>`, which switches namespace itself and saves the
+ * nsenter process; any other nsfs path goes through nsenter.
+ */
+export function ipInNetns(netns: string | undefined): { prefix: string[]; netns: string | undefined } {
+  if (!netns) return { prefix: ['ip'], netns: undefined };
+  const m = /^\/(?:var\/)?run\/netns\/([A-Za-z0-9_.-]+)$/.exec(netns);
+  if (m && m[1] !== '.' && m[1] !== '..') return { prefix: ['ip', '-n', m[1] as string], netns: undefined };
+  return { prefix: ['ip'], netns };
+}
+
 /** Split a batch line into words: "double" or 'single' quoted words keep their spaces. */
 export function batchWords(line: string): string[] {
   const out: string[] = [];
@@ -64,18 +76,20 @@ export async function ipBatchRaw(lines: readonly string[], netns?: string, opts:
   if (!opts.force && lines.some((l) => l.includes('#'))) {
     let out = '';
     for (const line of lines) {
-      const argv = ['ip', ...(opts.json ? ['-json'] : []), ...(opts.details ? ['-details'] : []), ...batchWords(line)];
-      const r = await run(argv, { netns });
+      const where = ipInNetns(netns);
+      const argv = [...where.prefix, ...(opts.json ? ['-json'] : []), ...(opts.details ? ['-details'] : []), ...batchWords(line)];
+      const r = await run(argv, { netns: where.netns });
       if (r.stdout.trim()) out += `${r.stdout.trim()}\n`;
     }
     return out;
   }
-  const argv = ['ip'];
+  const where = ipInNetns(netns);
+  const argv = [...where.prefix];
   if (opts.json) argv.push('-json');
   if (opts.details) argv.push('-details');
   if (opts.force) argv.push('-force');
   argv.push('-batch', '-');
-  const r = await run(argv, { input: `${lines.join('\n')}\n`, netns, allowFailure: !!opts.force });
+  const r = await run(argv, { input: `${lines.join('\n')}\n`, netns: where.netns, allowFailure: !!opts.force });
   if (opts.force && r.code !== 0 && !opts.json) throw new ExecError(r.argv, r.code, r.stdout, r.stderr);
   return r.stdout;
 }

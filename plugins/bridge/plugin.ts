@@ -111,6 +111,7 @@ async function allOrThrow<T extends readonly unknown[]>(ps: { [K in keyof T]: Pr
 
 async function addSteps(args: CmdArgs, conf: BridgeConfig, bridgeExists: boolean, undo: UndoStack): Promise<Result> {
   const br = conf.bridge;
+  logDebug('bridge ADD: start', performance.now().toFixed(1));
   let hostVeth = randomVethName();
   // Never reuse a name that exists: the undo step below deletes this link by name.
   while (linkState(hostVeth) !== 'absent') hostVeth = randomVethName();
@@ -141,10 +142,16 @@ async function addSteps(args: CmdArgs, conf: BridgeConfig, bridgeExists: boolean
   // Processes are spawned first: in-process IPAM may do synchronous file work that
   // would otherwise delay their start.
   const [, gwAddrs, ipam] = await allOrThrow<[void, AddrInfo[], Result | undefined]>([
-    runHostBatch(hostLines, !bridgeExists, br),
-    wantsGw && gwDevExists ? ipJson(['addr', 'show', 'dev', gwDev]).then((l) => l[0]?.addr_info ?? []) : Promise.resolve([]),
+    runHostBatch(hostLines, !bridgeExists, br).then(() => logDebug('bridge ADD: host batch done', performance.now().toFixed(1))),
+    wantsGw && gwDevExists
+      ? ipJson(['addr', 'show', 'dev', gwDev]).then((l) => {
+          logDebug('bridge ADD: gateway addresses read', performance.now().toFixed(1));
+          return l[0]?.addr_info ?? [];
+        })
+      : Promise.resolve([]),
     ipamType
       ? delegateAdd(ipamType, args.stdinData, args.env).then((r) => {
+          logDebug('bridge ADD: IPAM done', performance.now().toFixed(1));
           undo.push('IPAM DEL', () => delegate('DEL', ipamType, args.stdinData, args.env));
           return r;
         })

@@ -143,3 +143,15 @@ describe('ADD plan', () => {
     ).toEqual(['route append 0.0.0.0/0 via 10.241.5.1 dev eth0', 'route append 10.241.77.0/24 via 10.241.5.3 dev eth0 metric 5 table 100 scope 0']);
   });
 });
+
+describe('ipInNetns', () => {
+  it('uses ip -n for /run/netns names and nsenter for any other path', async () => {
+    const { ipInNetns, batchWords } = await import('../../../plugins/bridge/links.ts');
+    expect(ipInNetns('/run/netns/cni-1234')).toEqual({ prefix: ['ip', '-n', 'cni-1234'], netns: undefined });
+    expect(ipInNetns('/var/run/netns/cni-1234')).toEqual({ prefix: ['ip', '-n', 'cni-1234'], netns: undefined });
+    expect(ipInNetns('/proc/42/ns/net')).toEqual({ prefix: ['ip'], netns: '/proc/42/ns/net' });
+    expect(ipInNetns('/run/netns/a b')).toEqual({ prefix: ['ip'], netns: '/run/netns/a b' });
+    expect(ipInNetns(undefined)).toEqual({ prefix: ['ip'], netns: undefined });
+    expect(batchWords(`link add name v type veth peer name "e#0" netns '/tmp/a "b"'`)).toEqual(['link', 'add', 'name', 'v', 'type', 'veth', 'peer', 'name', 'e#0', 'netns', '/tmp/a "b"']);
+  });
+});

@@ -10,7 +10,7 @@
  * namespaces "tscni-tb-bench-*", and removes all of it afterwards.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, fmt, median, table } from './util.mjs';
@@ -51,7 +51,11 @@ async function must(p, what) {
 
 export async function run() {
   const tmp = mkdtempSync(join(tmpdir(), 'tscni-tb-bench-'));
+  // One IPAM data dir per implementation: our host-local keeps an attachment index
+  // that it rebuilds whenever another writer (the Go host-local) changed the
+  // directory, so sharing one would charge that rebuild to every measured ADD.
   const dataDir = join(tmp, 'ipam');
+  const refDataDir = join(tmp, 'ipam-ref');
   // Our bridge with our host-local when it is built (runs in-process), else with the Go one.
   let oursPath = BIN;
   if (!existsSync(join(BIN, 'host-local'))) {
@@ -62,7 +66,7 @@ export async function run() {
   }
   const impls = [
     { name: 'tscni bridge', bin: join(BIN, 'bridge'), path: oursPath, ipam: existsSync(join(BIN, 'host-local')) ? 'tscni host-local (in-process)' : 'Go host-local' },
-    { name: 'reference bridge', bin: join(REF_DIR, 'bridge'), path: REF_DIR, ipam: 'Go host-local' },
+    { name: 'reference bridge', bin: join(REF_DIR, 'bridge'), path: REF_DIR, ipam: 'Go host-local', dataDir: refDataDir },
   ];
   const config = {
     cniVersion: '1.0.0', // the reference supports up to 1.0.0
@@ -84,6 +88,7 @@ export async function run() {
   const rows = [['', 'ADD @0', 'DEL @0', `ADD @${FILL}`, `DEL @${FILL}`, 'IPAM']];
   const results = new Map(impls.map((i) => [i.name, []]));
 
+  const configFor = (impl) => (impl.dataDir ? { ...config, ipam: { ...config.ipam, dataDir: impl.dataDir } } : config);
   const measure = async () => {
     const ns = mkns(`m${results.get(impls[0].name).length}`);
     const samples = new Map(impls.map((i) => [i.name, { add: [], del: [] }]));
@@ -91,8 +96,9 @@ export async function run() {
       for (const impl of impls) {
         const cid = `bench-${impl.bin === join(REF_DIR, 'bridge') ? 'ref' : 'ours'}-${round}-${process.pid}`;
         cids.push(cid);
-        const add = await must(plugin(impl.bin, impl.path, 'ADD', cid, ns, 'eth0', config), `${impl.name} ADD`);
-        const del = await must(plugin(impl.bin, impl.path, 'DEL', cid, ns, 'eth0', { ...config, prevResult: JSON.parse(add.out) }), `${impl.name} DEL`);
+        const conf = configFor(impl);
+        const add = await must(plugin(impl.bin, impl.path, 'ADD', cid, ns, 'eth0', conf), `${impl.name} ADD`);
+        const del = await must(plugin(impl.bin, impl.path, 'DEL', cid, ns, 'eth0', { ...conf, prevResult: JSON.parse(add.out) }), `${impl.name} DEL`);
         // The first round warms caches (page cache, iptables modules): not counted.
         if (process.env.TSCNI_BENCH_DEBUG && round === ROUNDS - 1) console.log(`${impl.name} ADD ${add.ms.toFixed(1)} ms\n${add.err}DEL ${del.ms.toFixed(1)} ms\n${del.err}`);
         if (round === 0) continue;
@@ -124,6 +130,11 @@ export async function run() {
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
     console.log(`filled ${FILL} pods in ${((Date.now() - t0) / 1000).toFixed(1)} s (nat POSTROUTING now has ${sh(['iptables', '-w', '-t', 'nat', '-S', 'POSTROUTING']).stdout.split('\n').length - 2} rules)`);
+    // The reference's IPAM directory gets the same 1000 reservations (plain reference-format files).
+    mkdirSync(join(refDataDir, NET), { recursive: true });
+    for (const f of readdirSync(join(dataDir, NET))) {
+      if (!f.startsWith('.') && statSync(join(dataDir, NET, f)).isFile()) copyFileSync(join(dataDir, NET, f), join(refDataDir, NET, f));
+    }
     // Let the kernel finish the per-interface work (IPv6 link-local DAD, MLD) of 2000 new links.
     await new Promise((r) => setTimeout(r, 10_000));
     await measure();

@@ -80,7 +80,7 @@ describe('host-local crash safety', () => {
     runOk({ command: 'GC', config: { ...netConf(dir, ipam(), {}, '1.1.0'), 'cni.dev/valid-attachments': [] } });
     expect(leftovers()).toEqual([]);
     assertAllAllocatable(config);
-  });
+  }, 240_000);
 
   it('random kill -9 of parallel ADDs, then one GC: nothing left, all addresses allocatable', async () => {
     const config = netConf(dir, ipam());
@@ -92,7 +92,7 @@ describe('host-local crash safety', () => {
       expect(leftovers()).toEqual([]);
     }
     assertAllAllocatable(config);
-  });
+  }, 240_000);
 
   it('a lock left by a killed holder is stolen; a crash leftover at every write step is recovered by DEL', () => {
     const config = netConf(dir, ipam());

@@ -2,7 +2,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DiskStore, ipFromName } from '../../../ipam/host-local/disk-store.ts';
@@ -126,6 +126,20 @@ describe('FileLock', () => {
     b.acquire(2_000);
     expect(readFileSync(join(net, '.tscni-lock'), 'utf8')).toBe(`${process.pid} ${processStartTime(process.pid)}`);
     b.release();
+  });
+
+  it('gets past a thief that died inside the steal section', () => {
+    mkdirSync(net);
+    const p = spawnSync('sh', ['-c', 'echo $$ $(cut -d" " -f22 /proc/$$/stat)'], { encoding: 'utf8' });
+    writeFileSync(join(net, '.tscni-lock'), p.stdout.trim());
+    writeFileSync(join(net, '.tscni-lock-steal'), p.stdout.trim());
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(join(net, '.tscni-lock-steal'), old, old);
+    const l = new FileLock(net);
+    l.acquire(5_000);
+    expect(readFileSync(join(net, '.tscni-lock'), 'utf8')).toBe(`${process.pid} ${processStartTime(process.pid)}`);
+    expect(existsSync(join(net, '.tscni-lock-steal'))).toBe(false);
+    l.release();
   });
 
   it('times out with code 11 while a live holder keeps it', () => {

@@ -66,42 +66,40 @@ async function measureInProcess(netns) {
   const { pluginMain } = await import('../lib/cni/skel.ts');
   const { hostLocalPlugin } = await import('../ipam/host-local/plugin.ts');
   const { inspectNetns } = await import('../lib/netns.ts');
-  const out = [];
-  for (const pop of [0, POPULATION]) {
-    const c = setup(pop);
-    try {
-      const once = async (command, id) => {
-        const env = { CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent', CNI_NETNS: netns };
-        let stdout = '';
-        const t0 = process.hrtime.bigint();
-        const code = await pluginMain(hostLocalPlugin, {
-          env,
-          readStdin: async () => Buffer.from(JSON.stringify(c.config)),
-          writeStdout: (t) => (stdout += t),
-          writeStderr: () => {},
-          inspectNetns,
-        });
-        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-        if (code !== 0) throw new Error(`in-process ${command} ${id}: ${stdout}`);
-        return ms;
-      };
-      // Warm up the JIT (and, for ours, build the index after the direct population).
-      for (let i = 0; i < 50; i++) {
-        await once('ADD', `w${i}`);
-        await once('DEL', `w${i}`);
+  const cases = [setup(0), setup(POPULATION)];
+  const once = async (c, command, id) => {
+    const env = { CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent', CNI_NETNS: netns };
+    let stdout = '';
+    const t0 = process.hrtime.bigint();
+    const code = await pluginMain(hostLocalPlugin, {
+      env,
+      readStdin: async () => Buffer.from(JSON.stringify(c.config)),
+      writeStdout: (t) => (stdout += t),
+      writeStderr: () => {},
+      inspectNetns,
+    });
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (code !== 0) throw new Error(`in-process ${command} ${id}: ${stdout}`);
+    return ms;
+  };
+  try {
+    // Warm up the JIT (and, for ours, build the index after the direct population).
+    for (let i = 0; i < 50; i++) {
+      for (const c of cases) {
+        await once(c, 'ADD', `w${i}`);
+        await once(c, 'DEL', `w${i}`);
       }
-      const add = [];
-      const del = [];
-      for (let i = 0; i < 200; i++) {
-        add.push(await once('ADD', `i${i}`));
-        del.push(await once('DEL', `i${i}`));
-      }
-      out.push({ population: pop, add: median(add), del: median(del) });
-    } finally {
-      rmSync(c.dataDir, { recursive: true, force: true });
     }
+    for (let i = 0; i < 300; i++) {
+      for (const c of cases) {
+        c.add.push(await once(c, 'ADD', `i${i}`));
+        c.del.push(await once(c, 'DEL', `i${i}`));
+      }
+    }
+    return cases.map((c) => ({ population: c.population, add: median(c.add), del: median(c.del) }));
+  } finally {
+    for (const c of cases) rmSync(c.dataDir, { recursive: true, force: true });
   }
-  return out;
 }
 
 export async function run() {

@@ -131,14 +131,31 @@ function renderLine(l: IndexLine): string {
   return l.k.ifname === null ? `${l.ip} ${l.k.id}` : `${l.ip} ${l.k.id} ${l.k.ifname}`;
 }
 
-function parseBucket(text: string): IndexLine[] {
-  const out: IndexLine[] = [];
+interface Bucket {
+  /** Live lines after applying tombstones. */
+  lines: IndexLine[];
+  /** Lines in the file, tombstones included (decides compaction). */
+  raw: number;
+  exists?: boolean;
+}
+
+/** Lines "<ip> <id> [<ifname>]" add an entry, "- <ip> <id> [<ifname>]" (tombstones) remove it; anything else is skipped. */
+function parseBucket(text: string): Bucket {
+  const live = new Map<string, IndexLine>();
+  let raw = 0;
   for (const line of text.split('\n')) {
+    if (line === '') continue;
+    raw++;
     const f = line.split(' ');
+    const dead = f[0] === '-';
+    if (dead) f.shift();
     if ((f.length !== 2 && f.length !== 3) || !ipFromName(f[0] as string) || !f[1]) continue;
-    out.push({ ip: f[0] as string, k: { id: f[1], ifname: f.length === 3 ? (f[2] as string) : null } });
+    const l: IndexLine = { ip: f[0] as string, k: { id: f[1], ifname: f.length === 3 ? (f[2] as string) : null } };
+    const key = renderLine(l);
+    live.delete(key);
+    if (!dead) live.set(key, l);
   }
-  return out;
+  return { lines: [...live.values()], raw };
 }
 
 function sameKey(a: Key, b: Key): boolean {
@@ -183,7 +200,7 @@ export class DiskStore implements Store {
   private readonly lock: FileLock;
   private marker: Record<string, string> | undefined;
   private indexChecked = false;
-  private readonly bucketCache = new Map<string, IndexLine[]>();
+  private readonly bucketCache = new Map<string, Bucket>();
 
   constructor(dataDir: string, network: string, setCount: number) {
     this.dir = join(dataDir, network);
@@ -251,31 +268,38 @@ export class DiskStore implements Store {
   // The attachment index
   // -------------------------------------------------------------------------
 
-  private readBucket(name: string): IndexLine[] {
+  private readBucket(name: string): Bucket {
     const cached = this.bucketCache.get(name);
     if (cached) return cached;
-    const lines = parseBucket(readOrUndefined(this.path(name)) ?? '');
-    this.bucketCache.set(name, lines);
-    return lines;
+    const text = readOrUndefined(this.path(name));
+    const bucket = { ...parseBucket(text ?? ''), exists: text !== undefined };
+    this.bucketCache.set(name, bucket);
+    return bucket;
   }
 
-  /** Append an intent line; the leading newline ends any torn previous append. */
-  private appendLine(l: IndexLine): void {
-    const name = bucketOf(l.k);
-    const lines = this.readBucket(name);
-    if (lines.some((x) => x.ip === l.ip && sameKey(x.k, l.k))) return;
+  /** Append lines; the leading newline ends any torn previous append. */
+  private appendRaw(name: string, text: string[]): void {
     const fd = openSync(this.path(name), 'a', 0o600);
     try {
-      writeSync(fd, `\n${renderLine(l)}`);
+      writeSync(fd, `\n${text.join('\n')}`);
     } finally {
       closeSync(fd);
     }
-    lines.push(l);
   }
 
-  /** Atomically rewrite a bucket (or remove it when empty). */
+  /** Append an intent line for a reservation about to be made. */
+  private appendLine(l: IndexLine): void {
+    const name = bucketOf(l.k);
+    const bucket = this.readBucket(name);
+    if (bucket.lines.some((x) => x.ip === l.ip && sameKey(x.k, l.k))) return;
+    this.appendRaw(name, [renderLine(l)]);
+    bucket.lines.push(l);
+    bucket.raw++;
+  }
+
+  /** Atomically rewrite a bucket with only its live lines (or remove it when none are left). */
   private writeBucket(name: string, lines: IndexLine[], atomic: boolean): void {
-    this.bucketCache.set(name, lines);
+    this.bucketCache.set(name, { lines, raw: lines.length });
     if (lines.length === 0) {
       tryUnlink(this.path(name));
       return;
@@ -285,12 +309,30 @@ export class DiskStore implements Store {
     else writeFileSync(this.path(name), text, { mode: 0o600 });
   }
 
-  /** Drop the key's lines (all, or only those naming `ips`) from its bucket. */
+  /**
+   * Drop the key's lines (all, or only those naming `ips`): append
+   * tombstones, and compact the bucket once dead lines dominate, so a DEL
+   * costs an append, amortised.
+   */
   private forget(k: Key, ips?: string[]): void {
     const name = bucketOf(k);
-    const lines = this.readBucket(name);
-    const keep = lines.filter((l) => !sameKey(l.k, k) || (ips !== undefined && !ips.includes(l.ip)));
-    if (keep.length !== lines.length) this.writeBucket(name, keep, true);
+    const bucket = this.readBucket(name);
+    const gone = bucket.lines.filter((l) => sameKey(l.k, k) && (ips === undefined || ips.includes(l.ip)));
+    if (gone.length === 0) {
+      // An ADD killed between creating the bucket and appending to it leaves it empty.
+      if (bucket.raw === 0 && bucket.exists) this.writeBucket(name, [], false);
+      return;
+    }
+    const keep = bucket.lines.filter((l) => !gone.includes(l));
+    if (keep.length === 0 || bucket.raw + gone.length > 2 * keep.length + 32) {
+      this.writeBucket(name, keep, true);
+      return;
+    }
+    this.appendRaw(
+      name,
+      gone.map((l) => `- ${renderLine(l)}`),
+    );
+    this.bucketCache.set(name, { lines: keep, raw: bucket.raw + gone.length });
   }
 
   private ownerOf(ipName: string): Owner | undefined {
@@ -301,7 +343,7 @@ export class DiskStore implements Store {
   /** Addresses the index lists for k whose reservation file really belongs to k. */
   private verified(k: Key): string[] {
     const ips = this.readBucket(bucketOf(k))
-      .filter((l) => sameKey(l.k, k))
+      .lines.filter((l) => sameKey(l.k, k))
       .map((l) => l.ip);
     return [...new Set(ips)].filter((ip) => {
       const owner = this.ownerOf(ip);
@@ -366,7 +408,7 @@ export class DiskStore implements Store {
       lines.sort((x, y) => (x.ip < y.ip ? -1 : x.ip > y.ip ? 1 : 0));
       const text = lines.length ? `${lines.map(renderLine).join('\n')}\n` : '';
       if ((readOrUndefined(this.path(name)) ?? '') !== text) this.writeBucket(name, lines, false);
-      else this.bucketCache.set(name, lines);
+      else this.bucketCache.set(name, { lines, raw: lines.length });
     }
     this.marker = sigs;
     this.writeMarker();

@@ -95,8 +95,8 @@ export class FileLock {
     }
   }
 
-  /** Remove the lock if its holder `seen` is dead and it is still the same lock. */
-  private trySteal(seen: string): void {
+  /** Remove the lock if its holder `seen` is dead and it is still the same lock; true when removed. */
+  private trySteal(seen: string): boolean {
     const steal = join(this.dir, STEAL_FILE);
     let fd: number;
     try {
@@ -109,7 +109,7 @@ export class FileLock {
       } catch {
         // Gone already.
       }
-      return;
+      return false;
     }
     try {
       writeSync(fd, this.identity);
@@ -117,9 +117,11 @@ export class FileLock {
       try {
         now = readFileSync(this.path, 'utf8');
       } catch {
-        return; // released meanwhile
+        return true; // released meanwhile: free to take
       }
-      if (now === seen && !holderIsAlive(now)) unlinkSync(this.path);
+      if (now !== seen || holderIsAlive(now)) return false;
+      unlinkSync(this.path);
+      return true;
     } finally {
       closeSync(fd);
       unlinkSync(steal);
@@ -142,10 +144,8 @@ export class FileLock {
         if (errCode(e) === 'ENOENT') continue; // released between link and read: retry at once
         throw e;
       }
-      if (!holderIsAlive(holder)) {
-        this.trySteal(holder);
-        continue;
-      }
+      // A dead holder's lock is removed; if another waiter is busy stealing it, wait like for a live one.
+      if (!holderIsAlive(holder) && this.trySteal(holder)) continue;
       if (Date.now() > deadline) {
         throw new CniError(ErrorCode.TryAgainLater, `timed out waiting for the host-local lock ${this.path}`, `held by "${holder.trim()}"`);
       }

@@ -33,7 +33,7 @@ describe('host-local under concurrency', () => {
     for (const d of dels) expect(d.code, d.stdout + d.stderr).toBe(0);
     expect(reservations(dir)).toEqual({});
     expect(listNet(dir).filter((n) => n.startsWith('.tscni-idx-') || n.startsWith('.tscni-tmp-') || n === '.tscni-lock')).toEqual([]);
-  });
+  }, 120_000);
 
   it('parallel ADDs into a range smaller than the demand: every address used once, the rest fail with 50', async () => {
     const config = netConf(dir, { ranges: [[{ subnet: '10.240.0.0/28' }]] }); // 13 usable
@@ -43,5 +43,5 @@ describe('host-local under concurrency', () => {
     expect(new Set(ok.map((o) => ipsOf(o)[0])).size).toBe(13);
     for (const o of outs.filter((x) => x.code !== 0)) expect(o.json?.code).toBe(50);
     expect(Object.keys(reservations(dir))).toHaveLength(13);
-  });
+  }, 120_000);
 });

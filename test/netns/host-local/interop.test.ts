@@ -87,5 +87,5 @@ describe('interop with the reference host-local', () => {
     for (const d of dels) expect(d.code).toBe(0);
     expect(reservations(dir)).toEqual({});
     expect(listNet(dir, true).sort()).toEqual(['last_reserved_ip.0', 'last_reserved_ip.1', 'lock']);
-  });
+  }, 120_000);
 });

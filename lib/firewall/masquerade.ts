@@ -7,7 +7,7 @@ import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../exec.ts';
 import type { Family } from '../ip/prefix.ts';
-import { familyOf } from '../ip/prefix.ts';
+import { addrOf, familyOf } from '../ip/prefix.ts';
 import {
   familyOfCidrs,
   parseMasqComment,
@@ -180,4 +180,30 @@ export async function gcMasquerade(network: string, valid: readonly Attachment[]
 export function familiesOf(cidrs: readonly string[]): Family[] {
   const set = new Set(cidrs.map((c) => familyOf(c)));
   return ([4, 6] as const).filter((f) => set.has(f));
+}
+
+/**
+ * CHECK: is every address of the attachment still masqueraded? Returns the
+ * addresses whose rule is missing. iptables: `-C` of the exact POSTROUTING
+ * jump (one call per address; the chain must exist for it to succeed);
+ * nftables: the tagged rule in masq_checks.
+ */
+export async function missingMasquerade(backend: MasqBackend, cidrs: readonly string[], network: string, ifname: string, containerId: string): Promise<string[]> {
+  if (backend === 'nftables') {
+    const r = await run(['nft', 'list', 'chain', 'inet', NFT_MASQ_TABLE, NFT_MASQ_CHAIN], { allowFailure: true });
+    if (r.code !== 0) return [...cidrs];
+    const comment = commentForInstance(network, ifname, containerId);
+    const mine = r.stdout.split('\n').filter((l) => l.includes(`comment "${comment}"`));
+    return cidrs.filter((c) => !mine.some((l) => l.includes(`saddr ${addrOf(c)} `)));
+  }
+  const chain = formatChainName(network, containerId);
+  const comment = formatComment(network, containerId);
+  const checks = await Promise.all(
+    cidrs.map(async (c) => {
+      const family = familyOf(c);
+      const r = await run([IPT[family].main, '-w', '-t', 'nat', '-C', 'POSTROUTING', '-s', addrOf(c), '-j', chain, '-m', 'comment', '--comment', comment], { allowFailure: true });
+      return r.code === 0 ? undefined : c;
+    }),
+  );
+  return checks.filter((c): c is string => c !== undefined);
 }

@@ -11,7 +11,7 @@ import type { CmdArgs, Plugin } from '../../lib/cni/skel.ts';
 import type { IpConfig, Result, ValidAttachment } from '../../lib/cni/types.ts';
 import { LATEST_VERSION } from '../../lib/cni/version.ts';
 import { ExecError, run } from '../../lib/exec.ts';
-import { detectMasqBackend, familiesOf, gcMasquerade, setupMasquerade, teardownMasquerade } from '../../lib/firewall/masquerade.ts';
+import { detectMasqBackend, familiesOf, gcMasquerade, missingMasquerade, setupMasquerade, teardownMasquerade } from '../../lib/firewall/masquerade.ts';
 import { setupSpoofCheck, spoofRefId, teardownSpoofCheck } from '../../lib/firewall/spoofcheck.ts';
 import { ipJson, type AddrInfo, type IpLink } from '../../lib/ip/ip.ts';
 import { familyOf, type Family } from '../../lib/ip/prefix.ts';
@@ -342,6 +342,12 @@ async function check(args: CmdArgs): Promise<void> {
   const prev = args.config.prevResult;
   if (!prev) throw new CniError(ErrorCode.InvalidNetworkConfig, 'Required prevResult missing');
   await checkAttachment(conf, prev, args.netns, args.ifName);
+  // Beyond the reference: the masquerade rules are state ADD made, so CHECK verifies them too.
+  if (conf.ipamType && conf.ipMasq) {
+    const cidrs = (prev.ips ?? []).map((i) => i.address);
+    const missing = await missingMasquerade(conf.ipMasqBackend ?? detectMasqBackend(), cidrs, conf.name, args.ifName, args.containerId);
+    if (missing.length) throw new CniError(ErrorCode.Internal, `masquerade rule missing for ${missing.join(', ')}`);
+  }
 }
 
 async function gc(args: CmdArgs): Promise<void> {

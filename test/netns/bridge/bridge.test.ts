@@ -147,6 +147,14 @@ describe.each(IPAM_VERSIONS.filter((v) => !v.startsWith('0.1') && !v.startsWith(
     expect(noPort.json).toMatchObject({ code: 999, msg: `CNI veth created for bridge ${net.bridge} was not found` });
     sh(['ip', 'link', 'set', hostVeth, 'master', net.bridge]);
 
+    // The masquerade rule is state ADD made: CHECK notices when it is gone.
+    const chain = sh(['iptables', '-w', '-t', 'nat', '-S', 'POSTROUTING']).split('\n').find((l) => l.includes(`id: \\"${cid}\\"`));
+    expect(chain).toBeDefined();
+    const spec = (chain as string).slice(3).match(/(?:[^\s"]+|"(?:\\.|[^"\\])*")+/g) ?? [];
+    sh(['iptables', '-w', '-t', 'nat', '-D', ...spec.map((w) => (w.startsWith('"') ? (JSON.parse(w) as string) : w))]);
+    const noRule = call('CHECK', checkConf, { cid, ns: a });
+    expect(noRule.json).toMatchObject({ code: 999, msg: 'masquerade rule missing for 10.241.1.2/24' });
+
     const noPrev = call('CHECK', config, { cid, ns: a });
     expect(noPrev.json).toMatchObject({ code: 7, msg: 'Required prevResult missing' });
   });
@@ -212,6 +220,8 @@ describe('bridge masquerade with nftables', () => {
     expect(rules[0]).toContain('ip saddr 10.241.4.2 ip daddr != 10.241.4.0/24 masquerade');
     expect(rules[1]).toContain('ip6 saddr fd10:241:4::2 ip6 daddr != fd10:241:4::/64 masquerade');
     expect(iptablesRulesFor(net.name, cid)).toEqual([]);
+    const chk = call('CHECK', withPrev(config, out.json), { cid, ns: a });
+    expect(chk.code, chk.stdout).toBe(0);
     const outside = createOutside(2);
     expect(await peerSeenByOutside(outside, a)).toBe(outside.v4.host);
     expect(await peerSeenByOutside(outside, a, true)).toBe(outside.v6.host);

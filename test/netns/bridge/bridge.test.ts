@@ -3,6 +3,9 @@
  * bridge, an outside host that must see the masqueraded source, every
  * cniVersion's result shape, CHECK, DEL twice and after the netns is gone.
  */
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createNetns, removeAllNetns, sh, tryRun } from '../../helpers/netns.ts';
 import {
@@ -231,6 +234,32 @@ describe('bridge masquerade with nftables', () => {
     expect(call('DEL', config, { cid, netnsPath: path }).code).toBe(0);
     expect(nftRulesFor(net.name)).toEqual([]);
     expect(out.code).toBe(0);
+  });
+});
+
+describe('bridge masquerade backend auto-detection', () => {
+  it('uses iptables when it is installed, nftables when only nft is', () => {
+    const net = newNet();
+    const config = conf(net, '1.0.0', {}, [[{ subnet: '10.241.15.0/24' }]]);
+    const [a, b] = [createNetns('tba'), createNetns('tbb')];
+    const [cidA, cidB] = [`au-${rand()}`, `av-${rand()}`];
+    callOk('ADD', config, { cid: cidA, ns: a });
+    expect(iptablesRulesFor(net.name, cidA)).toHaveLength(4);
+    expect(nftRulesFor(net.name)).toEqual([]);
+    // A PATH with every tool the plugin uses except iptables.
+    const dir = mkdtempSync(join(tmpdir(), 'tscni-tb-path-'));
+    try {
+      for (const tool of ['ip', 'bridge', 'nsenter', 'sysctl', 'nft']) {
+        symlinkSync(sh(['sh', '-c', `command -v ${tool}`]).trim(), join(dir, tool));
+      }
+      callOk('ADD', config, { cid: cidB, ns: b, env: { PATH: dir } });
+      expect(iptablesRulesFor(net.name, cidB)).toEqual([]);
+      expect(nftRulesFor(net.name)).toHaveLength(1);
+      expect(call('DEL', config, { cid: cidB, ns: b, env: { PATH: dir } }).code).toBe(0);
+      expect(nftRulesFor(net.name)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

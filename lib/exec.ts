@@ -101,3 +101,22 @@ export async function runJson<T>(argv: string[], opts: RunOptions = {}): Promise
   const text = (await run(argv, opts)).stdout.trim();
   return (text ? JSON.parse(text) : []) as T;
 }
+
+/**
+ * Run with this process's stdin/stdout/stderr (the runner CLI's `exec`).
+ * Resolves with the exit code (128 + signal number when killed).
+ */
+export function runInherit(argv: string[], opts: Pick<RunOptions, 'env' | 'netns'> = {}): Promise<number> {
+  const full = opts.netns ? inNetns(opts.netns, argv) : argv;
+  const [cmd, ...rest] = full;
+  if (!cmd) return Promise.reject(new Error('runInherit: empty argv'));
+  const cp = process.getBuiltinModule('node:child_process') as typeof import('node:child_process');
+  const os = process.getBuiltinModule('node:os') as typeof import('node:os');
+  return new Promise((resolve, reject) => {
+    const child = cp.spawn(cmd, rest, { env: opts.env as NodeJS.ProcessEnv | undefined, stdio: 'inherit', shell: false });
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      reject(new ExecError(full, -1, '', '', e.code === 'ENOENT' ? `failed: command not found (${cmd})` : `failed to start: ${e.message}`));
+    });
+    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1)));
+  });
+}

@@ -1,0 +1,159 @@
+/**
+ * Beyond cnitool: `tscni up` / `tscni down` / `tscni ps`, Docker's network
+ * modes in two commands.
+ *
+ *   up <net> <name>                      new netns /run/netns/<name>, attached to <net> as eth0
+ *   up <net2> <name>                     the same pod joins a second network as eth1 (a second NIC)
+ *   up <net> <name> -p 8080:80 --ip A    port publishing (portMappings capability) and a fixed IP (ips)
+ *   up <net> <name2> --network container:<name>
+ *                                        container mode: <name2> shares <name>'s namespace
+ *   down <name>                          DEL every attachment in reverse order, then remove the netns
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { confListFromBytes, loadNetworkConf, type NetworkConfList } from '../../lib/libcni/conf.ts';
+import { containerIdForNetns, UsageError, type CliContext } from '../context.ts';
+import { createNamedNetns, deleteNamedNetns, NETNS_RUN_DIR } from '../netns-util.ts';
+import { deletePod, listPods, parsePortSpec, readPod, validatePodName, writePod, type PodAttachment, type PodRecord } from '../pods.ts';
+import { runtimeFor } from './cni.ts';
+import { readCacheEntry } from '../../lib/libcni/cache.ts';
+
+export interface UpArgs {
+  network: string;
+  name: string;
+  publish: string[];
+  ip: string[];
+  mode?: string;
+  ifname?: string;
+}
+
+export interface UpOutcome {
+  pod: PodRecord;
+  attachment?: PodAttachment;
+  result?: Record<string, unknown>;
+}
+
+function parseMode(mode: string | undefined): string | undefined {
+  if (!mode || mode === 'bridge') return undefined;
+  const m = /^container:(.+)$/.exec(mode);
+  if (!m?.[1]) throw new UsageError(`invalid --network ${JSON.stringify(mode)}: expected container:<name>`);
+  return m[1];
+}
+
+export async function podUp(ctx: CliContext, a: UpArgs): Promise<UpOutcome> {
+  validatePodName(a.name);
+  const shareWith = parseMode(a.mode);
+  const existing = readPod(ctx.stateDir, a.name);
+
+  if (shareWith) {
+    if (existing) throw new UsageError(`pod ${a.name} already exists`);
+    if (a.publish.length || a.ip.length) throw new UsageError('-p and --ip belong to the pod that owns the namespace, not to a container: mode pod');
+    const owner = readPod(ctx.stateDir, shareWith);
+    if (!owner) throw new UsageError(`container:${shareWith}: no pod named ${shareWith}`);
+    const target = owner.sharesWith ? readPod(ctx.stateDir, owner.sharesWith) ?? owner : owner;
+    const pod: PodRecord = { name: a.name, netns: target.netns, ownsNetns: false, sharesWith: target.name, attachments: [] };
+    writePod(ctx.stateDir, pod);
+    return { pod };
+  }
+
+  if (existing?.sharesWith) throw new UsageError(`pod ${a.name} shares the namespace of ${existing.sharesWith}; attach ${existing.sharesWith} instead`);
+  if (existing?.attachments.some((x) => x.network === a.network)) throw new UsageError(`pod ${a.name} is already attached to ${a.network}`);
+  const list = loadNetworkConf(ctx.netDir, a.network);
+  const portMappings = a.publish.map(parsePortSpec);
+
+  let pod: PodRecord;
+  let created = false;
+  if (existing) {
+    pod = existing;
+  } else if (existsSync(join(NETNS_RUN_DIR, a.name))) {
+    pod = { name: a.name, netns: join(NETNS_RUN_DIR, a.name), ownsNetns: false, attachments: [] };
+  } else {
+    pod = { name: a.name, netns: await createNamedNetns(a.name), ownsNetns: true, attachments: [] };
+    created = true;
+  }
+
+  const ifName = a.ifname || `eth${pod.attachments.length}`;
+  const containerId = containerIdForNetns(pod.netns);
+  const capabilityArgs: Record<string, unknown> = { ...ctx.capabilityArgs };
+  if (portMappings.length) capabilityArgs.portMappings = portMappings;
+  if (a.ip.length) capabilityArgs.ips = a.ip;
+
+  let result: Record<string, unknown>;
+  try {
+    result = await runtimeFor(ctx).add(list, { containerId, netns: pod.netns, ifName, args: ctx.cniArgs, capabilityArgs });
+  } catch (e) {
+    // The plugins roll back their own work; we remove the namespace we made.
+    if (created) await deleteNamedNetns(a.name).catch(() => undefined);
+    throw e;
+  }
+  const attachment: PodAttachment = { network: a.network, ifName, containerId };
+  if (portMappings.length) attachment.portMappings = portMappings;
+  if (a.ip.length) attachment.ips = a.ip;
+  pod.attachments.push(attachment);
+  writePod(ctx.stateDir, pod);
+  return { pod, attachment, result };
+}
+
+/**
+ * The conflist to DEL with: the one in NETCONFPATH, or, when it was removed
+ * or renamed since, the copy the result cache kept.
+ */
+function listForDel(ctx: CliContext, at: PodAttachment): NetworkConfList {
+  try {
+    return loadNetworkConf(ctx.netDir, at.network);
+  } catch (e) {
+    const cached = readCacheEntry(ctx.cacheDir, { network: at.network, containerId: at.containerId, ifName: at.ifName });
+    if (cached?.config.length) return confListFromBytes(cached.config);
+    throw e;
+  }
+}
+
+export interface DownOutcome {
+  removed: string[];
+  errors: string[];
+}
+
+export async function podDown(ctx: CliContext, name: string): Promise<DownOutcome> {
+  validatePodName(name);
+  const pod = readPod(ctx.stateDir, name);
+  if (!pod) throw new UsageError(`no pod named ${name}`);
+  const out: DownOutcome = { removed: [], errors: [] };
+  // Pods in container mode go with the namespace they share.
+  for (const other of listPods(ctx.stateDir)) {
+    if (other.sharesWith === name) {
+      deletePod(ctx.stateDir, other.name);
+      out.removed.push(other.name);
+    }
+  }
+  if (pod.sharesWith) {
+    deletePod(ctx.stateDir, name);
+    out.removed.push(name);
+    return out;
+  }
+  const rt = runtimeFor(ctx);
+  for (const at of [...pod.attachments].reverse()) {
+    // As containerd does, DEL gets the capability arguments of the ADD.
+    const cached = readCacheEntry(ctx.cacheDir, { network: at.network, containerId: at.containerId, ifName: at.ifName });
+    try {
+      await rt.del(listForDel(ctx, at), {
+        containerId: at.containerId,
+        netns: pod.netns,
+        ifName: at.ifName,
+        args: cached?.cniArgs ?? ctx.cniArgs,
+        capabilityArgs: cached?.capabilityArgs ?? {},
+      });
+      pod.attachments = pod.attachments.filter((x) => x !== at);
+    } catch (e) {
+      out.errors.push(`${at.network} (${at.ifName}): ${(e as Error).message}`);
+    }
+  }
+  if (out.errors.length > 0) {
+    // Keep what is left so that `down` can be retried.
+    writePod(ctx.stateDir, pod);
+    return out;
+  }
+  if (pod.ownsNetns) await deleteNamedNetns(pod.netns.slice(NETNS_RUN_DIR.length + 1));
+  deletePod(ctx.stateDir, name);
+  out.removed.push(name);
+  return out;
+}

@@ -79,6 +79,7 @@ function cniVerb(verb: CniVerb, describe: string) {
 export async function main(args: string[]): Promise<void> {
   await yargs(args)
     .scriptName('tscni')
+    .parserConfiguration({ 'populate--': true })
     .usage('tscni <command> ...\n\nRuns CNI plugins the way a container runtime does (cnitool-compatible), and more.')
     .option('json', { type: 'boolean', default: false, global: true, describe: 'machine-readable output (results and errors as JSON)' })
     .command(cniVerb('add', 'attach the network to a namespace (ADD every plugin, cache the result)'))
@@ -119,12 +120,14 @@ export async function main(args: string[]): Promise<void> {
         .demandCommand(1),
     )
     .command(
-      'exec <netns> <cmd..>',
+      'exec <netns> [cmd..]',
       'run a command inside a namespace (pod name, netns name or path): tscni exec web -- ip addr',
-      (y) => y.positional('netns', { type: 'string', demandOption: true }).positional('cmd', { type: 'string', array: true, demandOption: true }),
-      action<{ netns: string; cmd: string[] }>(async (ctx, a) => {
+      (y) => y.positional('netns', { type: 'string', demandOption: true }).positional('cmd', { type: 'string', array: true }),
+      action<{ netns: string; cmd?: string[]; '--'?: string[] }>(async (ctx, a) => {
+        const cmd = [...(a.cmd ?? []), ...(a['--'] ?? [])].map(String);
+        if (cmd.length === 0) throw new UsageError('exec needs a command: tscni exec <netns> -- cmd ...');
         const netns = resolveNetns(ctx.stateDir, a.netns);
-        process.exitCode = await runInherit(a.cmd.map(String), { netns });
+        process.exitCode = await runInherit(cmd, { netns });
       }),
     )
     .command(

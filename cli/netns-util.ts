@@ -16,6 +16,22 @@ export async function createNamedNetns(name: string): Promise<string> {
   return join(NETNS_RUN_DIR, name);
 }
 
+/**
+ * A pod namespace as container runtimes make it: lo is up before any network
+ * is attached (containerd and CRI-O do this for every pod), so containers
+ * sharing the namespace reach each other on 127.0.0.1.
+ */
+export async function createPodNetns(name: string): Promise<string> {
+  const path = await createNamedNetns(name);
+  try {
+    await run(['ip', '-n', name, 'link', 'set', 'lo', 'up']);
+  } catch (e) {
+    await deleteNamedNetns(name).catch(() => undefined);
+    throw e;
+  }
+  return path;
+}
+
 export async function deleteNamedNetns(name: string): Promise<void> {
   if (!existsSync(join(NETNS_RUN_DIR, name))) return;
   await run(['ip', 'netns', 'del', name]);

@@ -54,12 +54,27 @@ export function ownedRules(text: string, needles: readonly string[]): string[] {
   return [...new Set([...matched, ...extra])].map((l) => l.trim());
 }
 
+/** iptables-nft keeps its tables in nftables too; they are shown once, from iptables-save. */
+const XTABLES_TABLE = /^table (ip|ip6) (nat|filter|mangle|raw|security) \{/;
+
+/** `nft list ruleset` without the tables that iptables-nft manages. */
+export function withoutXtables(ruleset: string): string {
+  const out: string[] = [];
+  let skipping = false;
+  for (const l of ruleset.split('\n')) {
+    if (XTABLES_TABLE.test(l)) skipping = true;
+    if (!skipping) out.push(l);
+    if (skipping && l === '}') skipping = false;
+  }
+  return out.join('\n');
+}
+
 async function firewallText(): Promise<string> {
   const parts: string[] = [];
   for (const argv of [['iptables-save'], ['ip6tables-save'], ['nft', 'list', 'ruleset']]) {
     try {
       const r = await run(argv, { allowFailure: true });
-      if (r.code === 0) parts.push(r.stdout);
+      if (r.code === 0) parts.push(argv[0] === 'nft' ? withoutXtables(r.stdout) : r.stdout);
     } catch {
       // The tool is not installed: there are no rules of that kind to show.
     }

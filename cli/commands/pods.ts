@@ -2,7 +2,7 @@
  * Beyond cnitool: `tscni up` / `tscni down` / `tscni ps`, Docker's network
  * modes in two commands.
  *
- *   up <net> <name>                      new netns /run/netns/<name>, attached to <net> as eth0
+ *   up <net> <name>                      new netns /run/netns/<name> (lo up), attached to <net> as eth0
  *   up <net2> <name>                     the same pod joins a second network as eth1 (a second NIC)
  *   up <net> <name> -p 8080:80 --ip A    port publishing (portMappings capability) and a fixed IP (ips)
  *   up <net> <name2> --network container:<name>
@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { confListFromBytes, loadNetworkConf, type NetworkConfList } from '../../lib/libcni/conf.ts';
 import { containerIdForNetns, UsageError, type CliContext } from '../context.ts';
-import { createNamedNetns, deleteNamedNetns, NETNS_RUN_DIR } from '../netns-util.ts';
+import { createPodNetns, deleteNamedNetns, NETNS_RUN_DIR } from '../netns-util.ts';
 import { deletePod, listPods, parsePortSpec, readPod, validatePodName, writePod, type PodAttachment, type PodRecord } from '../pods.ts';
 import { runtimeFor } from './cni.ts';
 import { readCacheEntry } from '../../lib/libcni/cache.ts';
@@ -68,7 +68,7 @@ export async function podUp(ctx: CliContext, a: UpArgs): Promise<UpOutcome> {
   } else if (existsSync(join(NETNS_RUN_DIR, a.name))) {
     pod = { name: a.name, netns: join(NETNS_RUN_DIR, a.name), ownsNetns: false, attachments: [] };
   } else {
-    pod = { name: a.name, netns: await createNamedNetns(a.name), ownsNetns: true, attachments: [] };
+    pod = { name: a.name, netns: await createPodNetns(a.name), ownsNetns: true, attachments: [] };
     created = true;
   }
 

@@ -216,6 +216,24 @@ describe('cnitool verbs', () => {
   });
 });
 
+describe('with the reference plugins', () => {
+  it("drives Debian's Go bridge + host-local: add, check, del through the same protocol and cache", () => {
+    const e = newCliEnv();
+    const net = writeBridgeNet(e, { version: '1.0.0', subnet: '10.243.9.0/24', ipMasq: true });
+    const ns = createNetns('tc');
+    const env = { CNI_PATH: '/usr/lib/cni' };
+    const r = JSON.parse(tscniOk(e, ['add', net.name, ns.path], env).stdout) as { cniVersion: string; ips: { address: string }[] };
+    expect(r.cniVersion).toBe('1.0.0');
+    expect(addrs(ns.path)).toEqual([r.ips[0]?.address]);
+    tscniOk(e, ['check', net.name, ns.path], env);
+    // Our plugins can take over a pod the reference made (same cache, same state).
+    tscniOk(e, ['del', net.name, ns.path]);
+    expect(reservations(e, net)).toEqual([]);
+    expect(hostVethsOn(net.bridge)).toEqual([]);
+    expect(natRulesOfTests().filter((l) => l.includes(containerIdForNetns(ns.path)))).toEqual([]);
+  });
+});
+
 describe('netns and exec', () => {
   it('netns add, list, exec with the exit code passed through, del', () => {
     const e = newCliEnv();

@@ -3,11 +3,13 @@ import type { Plugin } from '../lib/cni/skel.ts';
 import { hostLocalPlugin } from '../ipam/host-local/plugin.ts';
 import { bridgePlugin } from './bridge/plugin.ts';
 import { loopbackPlugin } from './loopback/plugin.ts';
+import { portmapPlugin } from './portmap/plugin.ts';
 
 export const PLUGINS: ReadonlyMap<string, Plugin> = new Map<string, Plugin>([
   ['loopback', loopbackPlugin],
   ['host-local', hostLocalPlugin],
   ['bridge', bridgePlugin],
+  ['portmap', portmapPlugin],
 ]);
 
 export const PLUGIN_NAMES: readonly string[] = [...PLUGINS.keys()];

@@ -57,7 +57,7 @@ import {
 import { join } from 'node:path';
 import { formatIp, parseIp, type Ip } from '../../lib/ip/cidr.ts';
 import { ownerContent, ownerIsValid, parseOwner, type Owner, type Store } from './allocator.ts';
-import { FileLock, lockTempPid, processStartTime } from './file-lock.ts';
+import { FileLock, lockTempPid, processStartTime } from '../../lib/file-lock.ts';
 
 export const LAST_IP_PREFIX = 'last_reserved_ip.';
 export const REFERENCE_LOCK = 'lock';

@@ -6,7 +6,7 @@ import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DiskStore, ipFromName } from '../../../ipam/host-local/disk-store.ts';
-import { FileLock, processStartTime } from '../../../ipam/host-local/file-lock.ts';
+import { FileLock, processStartTime } from '../../../lib/file-lock.ts';
 import { formatIp, parseIp, type Ip } from '../../../lib/ip/cidr.ts';
 
 let root: string;

@@ -1,5 +1,5 @@
 /**
- * The per-network lock of our host-local.
+ * A cross-process lock file (host-local per network, portmap per host).
  *
  * Why not flock: Node has no flock(2), and emulating it by spawning
  * `flock` would cost a process per call and still not hold the lock for us.
@@ -25,7 +25,7 @@
  */
 import { closeSync, linkSync, openSync, readFileSync, statSync, unlinkSync, writeSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
+import { CniError, ErrorCode } from './cni/errors.ts';
 
 export const LOCK_FILE = '.tscni-lock';
 export const STEAL_FILE = '.tscni-lock-steal';

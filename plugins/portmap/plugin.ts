@@ -1,0 +1,229 @@
+/**
+ * portmap: Docker's `-p hostPort:containerPort` for CNI, chained after a
+ * plugin that gave the pod an address (bridge, ptp ...).
+ *
+ *   ADD    parse -> conflicts + claim (locked, on disk) -> program one batch
+ *          per family (iptables) or one transaction (nftables) -> flush UDP
+ *          conntrack, route_localnet -> pass prevResult through
+ *   DEL    from the record ADD wrote, else the request's mappings, else by
+ *          chain name / element tag: never leaks when portMappings are absent
+ *   CHECK  every rule or element is there
+ *   GC     attachments not in cni.dev/valid-attachments lose their mappings
+ */
+import type { CmdArgs, Plugin } from '../../lib/cni/skel.ts';
+import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
+import type { Result, ValidAttachment } from '../../lib/cni/types.ts';
+import { run } from '../../lib/exec.ts';
+import { detectMasqBackend, hasCommand } from '../../lib/firewall/masquerade.ts';
+import type { Family } from '../../lib/ip/prefix.ts';
+import { logDebug } from '../../lib/log.ts';
+import { writeSysctl } from '../../lib/sysctl.ts';
+import { checkPodIptables, listTopDnat, setupPodIptables, teardownChainIptables, teardownPodIptables } from './apply-iptables.ts';
+import { checkPodNft, setupPodNft, teardownPodNft } from './apply-nftables.ts';
+import { appliesTo, parsePortmapConfig, type PortmapBackend, type PortmapConfig, type PortMapping } from './config.ts';
+import { taggedJumps } from './iptables.ts';
+import { portKey, PortmapState, type AttachmentRecord, type PortHolder } from './state.ts';
+
+function backendOf(cfg: PortmapConfig): PortmapBackend {
+  return cfg.backend ?? detectMasqBackend();
+}
+
+function recordFrom(cfg: PortmapConfig, holder: PortHolder): AttachmentRecord {
+  const rec: AttachmentRecord = {
+    ...holder,
+    backend: backendOf(cfg),
+    snat: cfg.snat,
+    masqAll: cfg.masqAll,
+    markMasqBit: cfg.markMasqBit,
+    mappings: cfg.mappings,
+    container: cfg.container,
+  };
+  if (cfg.externalSetMarkChain) rec.externalSetMarkChain = cfg.externalSetMarkChain;
+  if (cfg.conditionsV4) rec.conditionsV4 = cfg.conditionsV4;
+  if (cfg.conditionsV6) rec.conditionsV6 = cfg.conditionsV6;
+  return rec;
+}
+
+function podFamilies(rec: AttachmentRecord): Family[] {
+  return ([4, 6] as Family[]).filter((f) => rec.container[f] !== undefined);
+}
+
+/** Host ports this attachment holds: each effective mapping with the key of the families it reaches. */
+function wantedPorts(rec: AttachmentRecord): { m: PortMapping; key: string }[] {
+  const fams = podFamilies(rec);
+  return rec.mappings.flatMap((m) => {
+    const reach = fams.filter((f) => appliesTo(m, f));
+    return reach.length ? [{ m, key: portKey(m, reach) }] : [];
+  });
+}
+
+function usesPodnets(rec: AttachmentRecord): boolean {
+  return rec.backend === 'nftables' && rec.snat && !rec.masqAll;
+}
+
+/** Forget an attachment: its port claims, hairpin subnets and record (caller holds the lock). */
+function forget(state: PortmapState, rec: AttachmentRecord): void {
+  state.releasePorts(rec, rec.mappings);
+  if (usesPodnets(rec)) for (const f of podFamilies(rec)) state.releasePodnet(rec, f, rec.container[f]!.net);
+  state.deleteRecord(rec);
+}
+
+async function teardown(state: PortmapState, holder: PortHolder, rec: AttachmentRecord | undefined, backend: PortmapBackend): Promise<void> {
+  if (backend === 'nftables') {
+    await state.lockedAsync(async () => {
+      await teardownPodNft(state, holder, rec);
+      if (rec) forget(state, rec);
+    });
+    return;
+  }
+  await teardownPodIptables(holder.network, holder.containerId, rec);
+  if (rec) state.locked(() => forget(state, rec));
+}
+
+/** Old UDP flows to a host port would keep going to the previous target: drop them. */
+async function flushUdpConntrack(rec: AttachmentRecord): Promise<void> {
+  const udp = rec.mappings.filter((m) => m.protocol === 'udp');
+  if (udp.length === 0) return;
+  await Promise.all(
+    podFamilies(rec).flatMap((f) =>
+      udp
+        .filter((m) => appliesTo(m, f))
+        .map((m) =>
+          run(['conntrack', '-D', '-f', f === 4 ? 'ipv4' : 'ipv6', '-p', 'udp', '--orig-port-dst', String(m.hostPort)], { allowFailure: true }).catch((e: unknown) =>
+            logDebug(`portmap: conntrack flush for udp/${m.hostPort} failed: ${(e as Error).message}`),
+          ),
+        ),
+    ),
+  );
+}
+
+/** localhost -> pod needs route_localnet on the interface that routes to the pod (IPv4 only). */
+async function enableRouteLocalnet(podIp: string): Promise<void> {
+  const routes = JSON.parse((await run(['ip', '-json', 'route', 'get', podIp])).stdout) as { dev?: string }[];
+  const dev = routes[0]?.dev;
+  if (dev && !writeSysctl(`net/ipv4/conf/${dev}/route_localnet`, '1', { ifChanged: true })) {
+    throw new CniError(ErrorCode.Internal, `unable to enable route_localnet on ${dev}`);
+  }
+}
+
+async function add(args: CmdArgs): Promise<Result> {
+  const cfg = parsePortmapConfig(args.config, args.ifName);
+  if (!cfg.prevResult) throw new CniError(ErrorCode.InvalidNetworkConfig, 'must be called as chained plugin', 'portmap needs a prevResult with the pod addresses');
+  if (cfg.mappings.length === 0) return cfg.prevResult;
+  const holder: PortHolder = { network: cfg.name, containerId: args.containerId, ifName: args.ifName };
+  const rec = recordFrom(cfg, holder);
+  if (podFamilies(rec).length === 0) return cfg.prevResult;
+  const state = new PortmapState(cfg.stateDir);
+  const wanted = wantedPorts(rec);
+
+  // Claim the ports, or say who holds them; a re-ADD of the same pod replaces its old mappings.
+  const previous = state.locked(() => {
+    const conflicts = state.conflicts(holder, wanted);
+    if (conflicts.length) throw new CniError(ErrorCode.InvalidNetworkConfig, 'host port conflict', conflicts.join('; '));
+    const prev = state.readRecord(holder);
+    if (prev) state.releasePorts(holder, prev.mappings);
+    state.claimPorts(holder, wanted);
+    return prev;
+  });
+
+  try {
+    if (previous) await teardown(state, holder, previous, previous.backend);
+    if (rec.backend === 'nftables') {
+      await state.lockedAsync(async () => {
+        if (usesPodnets(rec)) for (const f of podFamilies(rec)) state.usePodnet(holder, f, rec.container[f]!.net);
+        state.writeRecord(rec);
+        await setupPodNft(rec);
+      });
+    } else {
+      state.locked(() => state.writeRecord(rec));
+      await setupPodIptables(state, rec);
+    }
+    if (rec.snat && rec.container[4]) await enableRouteLocalnet(rec.container[4].ip);
+  } catch (e) {
+    // Leave nothing behind: rules, claims, record.
+    await teardown(state, holder, rec, rec.backend).catch((err: unknown) => logDebug(`portmap: rollback: ${(err as Error).message}`));
+    state.locked(() => forget(state, rec));
+    throw e;
+  }
+  await flushUdpConntrack(rec);
+  return cfg.prevResult;
+}
+
+async function del(args: CmdArgs): Promise<void> {
+  const cfg = parsePortmapConfig(args.config, args.ifName);
+  const holder: PortHolder = { network: cfg.name, containerId: args.containerId, ifName: args.ifName };
+  const state = new PortmapState(cfg.stateDir);
+  const stored = state.readRecord(holder);
+  // No record (an older or the reference plugin added the pod): the request's own mappings, if any.
+  const rec = stored ?? (cfg.mappings.length && Object.keys(cfg.container).length ? recordFrom(cfg, holder) : undefined);
+  const backend = rec?.backend ?? backendOf(cfg);
+  await teardown(state, holder, rec, backend);
+  if (!stored && rec) state.locked(() => forget(state, rec));
+  if (rec) await flushUdpConntrack(rec);
+}
+
+async function check(args: CmdArgs): Promise<void> {
+  const cfg = parsePortmapConfig(args.config, args.ifName);
+  if (!cfg.prevResult) throw new CniError(ErrorCode.InvalidNetworkConfig, 'Required prevResult missing');
+  if (cfg.mappings.length === 0) return;
+  const holder: PortHolder = { network: cfg.name, containerId: args.containerId, ifName: args.ifName };
+  const rec = recordFrom(cfg, holder);
+  if (podFamilies(rec).length === 0) return;
+  if (rec.backend === 'nftables') await checkPodNft(rec);
+  else await checkPodIptables(rec);
+}
+
+function validAttachments(raw: unknown): ValidAttachment[] {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) throw new CniError(ErrorCode.InvalidNetworkConfig, 'invalid "cni.dev/valid-attachments": must be an array');
+  return raw.filter((a): a is ValidAttachment => typeof a === 'object' && a !== null && typeof (a as ValidAttachment).containerID === 'string');
+}
+
+async function gc(args: CmdArgs): Promise<void> {
+  const cfg = parsePortmapConfig(args.config, args.ifName);
+  const valid = validAttachments((args.config as Record<string, unknown>)['cni.dev/valid-attachments']);
+  const isValid = (cid: string, ifName?: string) => valid.some((a) => a.containerID === cid && (ifName === undefined || a.ifname === ifName));
+  const state = new PortmapState(cfg.stateDir);
+  const errors: string[] = [];
+  const records = state.recordsOf(cfg.name);
+  for (const rec of records) {
+    if (isValid(rec.containerId, rec.ifName)) continue;
+    try {
+      await teardown(state, rec, rec, rec.backend);
+    } catch (e) {
+      errors.push(`${rec.containerId}/${rec.ifName}: ${(e as Error).message}`);
+    }
+  }
+  // Pods the reference plugin mapped have no record; their jumps carry the network and container ID.
+  if (hasCommand('iptables')) {
+    const known = new Set(records.map((r) => r.containerId));
+    for (const family of [4, 6] as Family[]) {
+      for (const j of taggedJumps(await listTopDnat(family))) {
+        if (j.network !== cfg.name || known.has(j.containerId) || isValid(j.containerId)) continue;
+        try {
+          await teardownChainIptables(family, j.chain);
+        } catch (e) {
+          errors.push(`${j.containerId}: ${(e as Error).message}`);
+        }
+      }
+    }
+  }
+  if (errors.length) throw new CniError(ErrorCode.Internal, 'portmap GC failed for some attachments', errors.join('; '));
+}
+
+async function status(args: CmdArgs): Promise<void> {
+  const cfg = parsePortmapConfig(args.config, args.ifName);
+  const backend = backendOf(cfg);
+  const tool = backend === 'nftables' ? 'nft' : 'iptables-restore';
+  if (!hasCommand(tool)) throw new CniError(ErrorCode.NotAvailable, `portmap cannot work: ${tool} is not installed`);
+}
+
+export const portmapPlugin: Plugin = {
+  name: 'portmap',
+  about: 'tscni portmap: host port forwarding (iptables or nftables)',
+  add,
+  del,
+  check,
+  gc,
+  status,
+};

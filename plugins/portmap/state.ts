@@ -1,0 +1,217 @@
+/**
+ * What portmap remembers on disk (the reference remembers nothing, which is
+ * why its DEL without portMappings leaks and why it cannot see conflicts):
+ *
+ *   <stateDir>/.tscni-lock                         serialises index updates (lib/file-lock.ts)
+ *   <stateDir>/attachments/<net>/<cid>_<ifname>    the attachment's record: what ADD programmed
+ *   <stateDir>/ports/<proto>_<port>/<key>          who holds a host port; key = host IP,
+ *                                                  "any" (both families), "any4" or "any6"
+ *   <stateDir>/podnets/<family>_<subnet>/<net>_<cid>_<ifname>
+ *                                                  users of a hairpin subnet (nftables)
+ *
+ * Every write is a complete temp file renamed into place. Lookups touch only
+ * the files of the ports being asked for, so the cost does not grow with the
+ * number of pods.
+ */
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FileLock } from '../../lib/file-lock.ts';
+import type { Family } from '../../lib/ip/prefix.ts';
+import { familyOf } from '../../lib/ip/prefix.ts';
+import type { ContainerAddr, PortmapBackend, PortMapping } from './config.ts';
+
+export interface AttachmentRecord {
+  network: string;
+  containerId: string;
+  ifName: string;
+  backend: PortmapBackend;
+  snat: boolean;
+  masqAll: boolean;
+  markMasqBit: number;
+  externalSetMarkChain?: string;
+  conditionsV4?: string[];
+  conditionsV6?: string[];
+  mappings: PortMapping[];
+  container: Partial<Record<Family, ContainerAddr>>;
+}
+
+export interface PortHolder {
+  network: string;
+  containerId: string;
+  ifName: string;
+}
+
+function writeAtomic(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+function readJson<T>(path: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+function listDir(path: string): string[] {
+  try {
+    return readdirSync(path);
+  } catch {
+    return [];
+  }
+}
+
+/** The key under which a mapping holds its host port, given the families it is programmed for. */
+export function portKey(m: PortMapping, families: readonly Family[]): string {
+  if (m.hostIP && m.hostIP !== '0.0.0.0' && m.hostIP !== '::') return m.hostIP;
+  if (m.hostIP === '0.0.0.0') return 'any4';
+  if (m.hostIP === '::') return 'any6';
+  if (families.length === 2) return 'any';
+  return families[0] === 6 ? 'any6' : 'any4';
+}
+
+function keyFamilies(key: string): Family[] {
+  if (key === 'any') return [4, 6];
+  if (key === 'any4') return [4];
+  if (key === 'any6') return [6];
+  return [familyOf(key)];
+}
+
+/** Two holders of the same protocol and port collide when both can receive the same packet. */
+export function keysOverlap(a: string, b: string): boolean {
+  const fa = keyFamilies(a);
+  if (!keyFamilies(b).some((f) => fa.includes(f))) return false;
+  return a === b || a.startsWith('any') || b.startsWith('any');
+}
+
+export const sameHolder = (a: PortHolder, b: PortHolder) => a.network === b.network && a.containerId === b.containerId && a.ifName === b.ifName;
+
+export class PortmapState {
+  readonly dir: string;
+  private readonly lock: FileLock;
+
+  constructor(dir: string) {
+    this.dir = dir;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    this.lock = new FileLock(dir);
+  }
+
+  /** Run `fn` holding the lock. */
+  locked<T>(fn: () => T): T {
+    this.lock.acquire();
+    try {
+      return fn();
+    } finally {
+      this.lock.release();
+    }
+  }
+
+  async lockedAsync<T>(fn: () => Promise<T>): Promise<T> {
+    this.lock.acquire();
+    try {
+      return await fn();
+    } finally {
+      this.lock.release();
+    }
+  }
+
+  private recordPath(h: PortHolder): string {
+    return join(this.dir, 'attachments', h.network, `${h.containerId}_${h.ifName}`);
+  }
+
+  readRecord(h: PortHolder): AttachmentRecord | undefined {
+    return readJson<AttachmentRecord>(this.recordPath(h));
+  }
+
+  writeRecord(r: AttachmentRecord): void {
+    mkdirSync(join(this.dir, 'attachments', r.network), { recursive: true, mode: 0o700 });
+    writeAtomic(this.recordPath(r), JSON.stringify(r));
+  }
+
+  deleteRecord(h: PortHolder): void {
+    rmSync(this.recordPath(h), { force: true });
+  }
+
+  /** Every record of a network (GC). */
+  recordsOf(network: string): AttachmentRecord[] {
+    const dir = join(this.dir, 'attachments', network);
+    return listDir(dir)
+      .filter((f) => !f.includes('.tmp-'))
+      .map((f) => readJson<AttachmentRecord>(join(dir, f)))
+      .filter((r): r is AttachmentRecord => r !== undefined);
+  }
+
+  /**
+   * Other holders that collide with the wanted ports. A holder whose record
+   * is gone is stale (its pod was removed without our DEL) and does not count.
+   */
+  conflicts(me: PortHolder, wanted: readonly { m: PortMapping; key: string }[]): string[] {
+    const out: string[] = [];
+    for (const { m, key } of wanted) {
+      const dir = join(this.dir, 'ports', `${m.protocol}_${m.hostPort}`);
+      for (const existing of listDir(dir)) {
+        if (existing.includes('.tmp-') || !keysOverlap(existing, key)) continue;
+        const holder = readJson<PortHolder>(join(dir, existing));
+        if (!holder || sameHolder(holder, me) || !this.readRecord(holder)) continue;
+        const where = existing.startsWith('any') ? '' : `${existing.includes(':') ? `[${existing}]` : existing}:`;
+        out.push(`host port ${where}${m.hostPort}/${m.protocol} is already mapped by container ${holder.containerId} (network ${holder.network}, interface ${holder.ifName})`);
+      }
+    }
+    return out;
+  }
+
+  claimPorts(me: PortHolder, wanted: readonly { m: PortMapping; key: string }[]): void {
+    for (const { m, key } of wanted) {
+      const dir = join(this.dir, 'ports', `${m.protocol}_${m.hostPort}`);
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      writeAtomic(join(dir, key), JSON.stringify(me));
+    }
+  }
+
+  /** Drop this holder's claims (only files that still name it). */
+  releasePorts(me: PortHolder, mappings: readonly PortMapping[]): void {
+    for (const m of mappings) {
+      const dir = join(this.dir, 'ports', `${m.protocol}_${m.hostPort}`);
+      for (const key of listDir(dir)) {
+        const holder = readJson<PortHolder>(join(dir, key));
+        if (holder && sameHolder(holder, me)) rmSync(join(dir, key), { force: true });
+      }
+      try {
+        rmdirSync(dir);
+      } catch {
+        // Other holders remain (or it is already gone).
+      }
+    }
+  }
+
+  private podnetDir(family: Family, subnet: string): string {
+    return join(this.dir, 'podnets', `${family}_${subnet.replace(/[/:]/g, '_')}`);
+  }
+
+  /** Register a user of a hairpin subnet. */
+  usePodnet(me: PortHolder, family: Family, subnet: string): void {
+    const dir = this.podnetDir(family, subnet);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeAtomic(join(dir, `${me.network}_${me.containerId}_${me.ifName}`), '');
+  }
+
+  /** Drop a user; true when nobody uses the subnet any more (remove its element). */
+  releasePodnet(me: PortHolder, family: Family, subnet: string): boolean {
+    const dir = this.podnetDir(family, subnet);
+    rmSync(join(dir, `${me.network}_${me.containerId}_${me.ifName}`), { force: true });
+    if (listDir(dir).length > 0) return false;
+    try {
+      rmdirSync(dir);
+    } catch {
+      // Already gone.
+    }
+    return true;
+  }
+
+  /** Users of a subnet other than `me`. */
+  podnetUsers(me: PortHolder, family: Family, subnet: string): number {
+    return listDir(this.podnetDir(family, subnet)).filter((f) => f !== `${me.network}_${me.containerId}_${me.ifName}`).length;
+  }
+}

@@ -115,6 +115,19 @@ function ensureTools() {
 const SYSCTLS = ['net.ipv4.ip_forward', 'net.ipv4.conf.all.route_localnet'];
 const savedSysctls = new Map();
 
+// portmap's shared chains (the reference leaves them in place too); removed at the end only if the demo made them.
+const SHARED_CHAINS = ['CNI-HOSTPORT-DNAT', 'CNI-HOSTPORT-SETMARK', 'CNI-HOSTPORT-MASQ'];
+let sharedChainsBefore = true;
+function removeSharedChainsIfOurs() {
+  if (sharedChainsBefore) return;
+  for (const chain of ['PREROUTING', 'OUTPUT']) quiet(['iptables', '-w', '-t', 'nat', '-D', chain, '-m', 'addrtype', '--dst-type', 'LOCAL', '-j', 'CNI-HOSTPORT-DNAT']);
+  quiet(['iptables', '-w', '-t', 'nat', '-D', 'POSTROUTING', '-m', 'comment', '--comment', 'CNI portfwd requiring masquerade', '-j', 'CNI-HOSTPORT-MASQ']);
+  for (const c of SHARED_CHAINS) {
+    quiet(['iptables', '-w', '-t', 'nat', '-F', c]);
+    quiet(['iptables', '-w', '-t', 'nat', '-X', c]);
+  }
+}
+
 function writeConfigs() {
   const dir = env.NETCONFPATH;
   mkdirSync(dir, { recursive: true });
@@ -129,7 +142,7 @@ function writeConfigs() {
     name: 'demo-a',
     plugins: [
       { type: 'bridge', bridge: BRIDGES[0], isGateway: true, ipMasq: true, hairpinMode: true, ipam: ipam('10.250.0.0/24', '10.250.0.1') },
-      { type: 'portmap', capabilities: { portMappings: true }, snat: true },
+      { type: 'portmap', capabilities: { portMappings: true }, snat: true, stateDir: join(work, 'portmap') },
     ],
   };
   const b = {
@@ -163,11 +176,13 @@ function teardown() {
   quiet(['ip', 'link', 'del', OUT_HOST_IF]);
   for (const b of BRIDGES) quiet(['ip', 'link', 'del', b]);
   for (const [k, v] of savedSysctls) quiet(['sysctl', '-q', '-w', `${k}=${v}`]);
+  removeSharedChainsIfOurs();
   const leftovers = [];
   for (const ns of quiet(['ip', 'netns', 'list']).out.split('\n')) if (/^(tscni-demo|web|db|app|lonely|other)\b/.test(ns)) leftovers.push(`netns ${ns}`);
   for (const l of [OUT_HOST_IF, ...BRIDGES]) if (quiet(['ip', 'link', 'show', l]).code === 0) leftovers.push(`link ${l}`);
   const rules = `${quiet(['iptables-save']).out}\n${quiet(['nft', 'list', 'ruleset']).out}`;
   if (/demo-a|demo-b|10\.250\.0\.|10\.251\.0\./.test(rules)) leftovers.push('firewall rules mentioning the demo networks');
+  if (!sharedChainsBefore && quiet(['iptables', '-w', '-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT']).code === 0) leftovers.push('the CNI-HOSTPORT-* chains');
   rmSync(work, { recursive: true, force: true });
   if (leftovers.length) bad(`left behind: ${leftovers.join(', ')}`);
   else ok('no namespace, link, firewall rule or state file of the demo is left; sysctls restored');
@@ -261,6 +276,7 @@ for (const pod of PODS) {
   }
 }
 for (const k of SYSCTLS) savedSysctls.set(k, quiet(['sysctl', '-n', k]).out);
+sharedChainsBefore = quiet(['iptables', '-w', '-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT']).code === 0;
 
 let crashed;
 try {

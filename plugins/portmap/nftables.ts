@@ -10,10 +10,10 @@
  *     set masq4/6    { pod ip . proto . pod port }   DNAT targets that get hairpin/localhost SNAT
  *     set masqall4/6 { pod ip . proto . pod port }   masqAll: every DNATed connection is SNATed
  *     set podnets4/6 { pod subnets (interval) }      hairpin sources
- *     chain prerouting/output (nat, dstnat): fib daddr type local jump hostports
+ *     chain prerouting/output (nat, priority -100 = dstnat): fib daddr type local jump hostports
  *     chain hostports: jump conditional, then one dnat lookup per map
  *     chain conditional: per-pod rules, only for configs with conditionsV4/V6
- *     chain postrouting (nat, srcnat):
+ *     chain postrouting (nat, priority 100 = srcnat):
  *       ct status dnat ip daddr . meta l4proto . th dport @masq4 ip saddr @podnets4 masquerade
  *       ct status dnat ip daddr . meta l4proto . th dport @masq4 ip saddr 127.0.0.1 masquerade
  *       ct status dnat ip daddr . meta l4proto . th dport @masqall4 masquerade   (and IPv6)
@@ -57,9 +57,9 @@ export function renderStatic(): string[] {
   out.push(
     `add chain ${T} conditional`,
     `add chain ${T} hostports`,
-    `add chain ${T} prerouting { type nat hook prerouting priority dstnat ; policy accept ; }`,
-    `add chain ${T} output { type nat hook output priority dstnat ; policy accept ; }`,
-    `add chain ${T} postrouting { type nat hook postrouting priority srcnat ; policy accept ; }`,
+    `add chain ${T} prerouting { type nat hook prerouting priority -100 ; policy accept ; }`,
+    `add chain ${T} output { type nat hook output priority -100 ; policy accept ; }`,
+    `add chain ${T} postrouting { type nat hook postrouting priority 100 ; policy accept ; }`,
     `flush chain ${T} hostports`,
     `flush chain ${T} prerouting`,
     `flush chain ${T} output`,
@@ -133,7 +133,8 @@ export function conditionalRules(o: NftPodOptions, family: Family, pod: Containe
 }
 
 function elem(verb: 'add' | 'delete', e: NftElement, tag: string): string {
-  const body = verb === 'add' ? `${e.key}${e.value ? ` : ${e.value}` : ''} comment ${q(tag)}` : e.key;
+  // The comment belongs to the key: { key comment "tag" : value }.
+  const body = verb === 'add' ? `${e.key} comment ${q(tag)}${e.value ? ` : ${e.value}` : ''}` : e.key;
   return `${verb} element ${T} ${e.set} { ${body} }`;
 }
 

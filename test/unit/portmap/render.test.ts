@@ -142,7 +142,7 @@ describe('nftables rendering (maps and sets)', () => {
 
   it('DEL adds then deletes each element, so it is idempotent in one transaction', () => {
     const text = renderPodDelete([{ set: 'dnat4_any', key: 'tcp . 8080', value: '10.0.0.2 . 80' }], 'net/c1/eth0', [7]);
-    expect(text).toContain('add element inet tscni_portmap dnat4_any { tcp . 8080 : 10.0.0.2 . 80 comment "net/c1/eth0" }\ndelete element inet tscni_portmap dnat4_any { tcp . 8080 }');
+    expect(text).toContain('add element inet tscni_portmap dnat4_any { tcp . 8080 comment "net/c1/eth0" : 10.0.0.2 . 80 }\ndelete element inet tscni_portmap dnat4_any { tcp . 8080 }');
     expect(text).toContain('delete rule inet tscni_portmap conditional handle 7');
     expect(text).toContain('add table inet tscni_portmap');
   });

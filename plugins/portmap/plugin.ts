@@ -97,10 +97,16 @@ async function flushUdpConntrack(rec: AttachmentRecord): Promise<void> {
   );
 }
 
-/** localhost -> pod needs route_localnet on the interface that routes to the pod (IPv4 only). */
+/**
+ * localhost -> pod needs route_localnet on the interface that routes to the
+ * pod (IPv4 only). Only a directly connected pod link qualifies: when the pod
+ * is reached through a gateway (say the default route on the uplink), we do
+ * not open the host's uplink to 127.0.0.0/8 traffic as the reference would.
+ */
 async function enableRouteLocalnet(podIp: string): Promise<void> {
-  const routes = JSON.parse((await run(['ip', '-json', 'route', 'get', podIp])).stdout) as { dev?: string }[];
-  const dev = routes[0]?.dev;
+  const routes = JSON.parse((await run(['ip', '-json', 'route', 'get', podIp])).stdout) as { dev?: string; gateway?: string }[];
+  if (!routes[0] || routes[0].gateway) return;
+  const dev = routes[0].dev;
   if (dev && !writeSysctl(`net/ipv4/conf/${dev}/route_localnet`, '1', { ifChanged: true })) {
     throw new CniError(ErrorCode.Internal, `unable to enable route_localnet on ${dev}`);
   }

@@ -109,10 +109,16 @@ async function measure(bin, extra, base) {
 export async function run() {
   const state = mkdtempSync(join(tmpdir(), 'tscni-tp-bench-'));
   sh(['ip', 'netns', 'add', NS]);
-  // The pod addresses must route to a link of ours: portmap turns on route_localnet on that link.
-  sh(['ip', 'link', 'add', 'tpbench0', 'type', 'dummy']);
+  // The pod addresses must route to a link of ours: portmap (ours and the reference's)
+  // turns on route_localnet on the link that routes to the pod, and without this the
+  // reference would pick the host's uplink through the default route.
+  const link = sh(['ip', 'link', 'add', 'tpbench0', 'type', 'veth', 'peer', 'name', 'tpbench1']);
+  if (link.code !== 0) throw new Error('portmap bench: cannot create the veth pair tpbench0/tpbench1');
   sh(['ip', 'addr', 'add', '10.242.128.1/17', 'dev', 'tpbench0']);
+  sh(['ip', 'link', 'set', 'tpbench1', 'up']);
   sh(['ip', 'link', 'set', 'tpbench0', 'up']);
+  const route = sh(['ip', '-json', 'route', 'get', podIp(0)]).stdout;
+  if (!route.includes('"dev":"tpbench0"')) throw new Error(`portmap bench: ${podIp(0)} does not route to tpbench0: ${route}`);
   const ours = join(BIN, 'portmap');
   const rows = [['implementation', 'backend', 'ADD @0', 'DEL @0', `ADD @${FILL}`, `DEL @${FILL}`]];
   try {

@@ -58,12 +58,17 @@ export function dnatOptions(rec: AttachmentRecord, family: Family): DnatOptions 
   };
 }
 
-/** Make sure the shared chains and jumps exist (fast probe; build under the lock when not). */
-export async function ensureTopLevel(state: PortmapState, family: Family, rec: AttachmentRecord): Promise<void> {
-  const { chains, rules } = topLevelRules(rec.snat, rec.markMasqBit, rec.externalSetMarkChain !== undefined);
+/** The two cheap probes of the shared layout: the OUTPUT jump and, with snat, the POSTROUTING jump. */
+async function topLevelLooksComplete(family: Family, rec: AttachmentRecord): Promise<boolean> {
+  const { rules } = topLevelRules(rec.snat, rec.markMasqBit, rec.externalSetMarkChain !== undefined);
   const probes = rules.filter((r) => r.chain === 'OUTPUT' || r.chain === 'POSTROUTING');
   const probed = await Promise.all(probes.map((r) => query(family, ['-C', r.chain, ...r.args])));
-  if (probed.every((p) => p.code === 0)) return;
+  return probed.every((p) => p.code === 0);
+}
+
+/** Build whatever is missing of the shared chains and jumps, under our lock (once per node, normally). */
+export async function ensureTopLevel(state: PortmapState, family: Family, rec: AttachmentRecord): Promise<void> {
+  const { chains, rules } = topLevelRules(rec.snat, rec.markMasqBit, rec.externalSetMarkChain !== undefined);
   await state.lockedAsync(async () => {
     const chainOk = await Promise.all(chains.map((c) => query(family, ['-S', c])));
     const exists = new Set(chains.filter((_, i) => chainOk[i]?.code === 0));
@@ -85,11 +90,26 @@ export function recordEntries(rec: AttachmentRecord, family: Family): string[][]
   return entryRules(dnatOptions(rec, family), mappingsFor(family, rec.mappings));
 }
 
+/**
+ * The pod's batch goes out at the same time as the probes of the shared
+ * layout (one exec of latency instead of two). If the batch failed because a
+ * shared chain was missing, or a probe found a jump missing, the shared layout
+ * is built and the batch retried.
+ */
 export async function setupPodIptables(state: PortmapState, rec: AttachmentRecord): Promise<void> {
   await Promise.all(
     families(rec).map(async (family) => {
+      const batch = renderPodSetup(dnatOptions(rec, family), family, rec.container[family]!, rec.mappings);
+      const [complete, failed] = await Promise.all([
+        topLevelLooksComplete(family, rec),
+        restore(family, batch).then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+      ]);
+      if (complete && !failed) return;
       await ensureTopLevel(state, family, rec);
-      await restore(family, renderPodSetup(dnatOptions(rec, family), family, rec.container[family]!, rec.mappings));
+      if (failed) await restore(family, batch);
     }),
   );
 }

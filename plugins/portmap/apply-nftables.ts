@@ -72,9 +72,11 @@ async function taggedInTable(tag: string): Promise<NftElement[]> {
   return out;
 }
 
+/** Only the table names: listing the table itself would read every element. */
 async function tableExists(): Promise<boolean> {
   try {
-    return (await run(['nft', 'list', 'table', 'inet', NFT_TABLE], { allowFailure: true })).code === 0;
+    const r = await run(['nft', 'list', 'tables', 'inet'], { allowFailure: true });
+    return r.code === 0 && r.stdout.split('\n').some((l) => l.trim() === `table inet ${NFT_TABLE}`);
   } catch {
     return false;
   }
@@ -86,7 +88,8 @@ async function tableExists(): Promise<boolean> {
  * using the subnet. Without a record, the elements are found by their tag.
  */
 export async function teardownPodNft(state: PortmapState, holder: PortHolder, rec: AttachmentRecord | undefined): Promise<void> {
-  if (!(await tableExists())) return;
+  // With a record the table existed at ADD; without one, do not create it just to find nothing.
+  if (!rec && !(await tableExists())) return;
   const tag = tagOf(holder);
   const handles = !rec || rec.conditionsV4 || rec.conditionsV6 ? await conditionalHandles(tag) : [];
   const lastUser = (e: NftElement) => state.podnetUsers(holder, e.set === 'podnets4' ? 4 : 6, e.key) === 0;

@@ -134,17 +134,19 @@ async function add(args: CmdArgs): Promise<Result> {
 
   try {
     if (previous) await teardown(state, holder, previous, previous.backend);
-    if (rec.backend === 'nftables') {
-      await state.lockedAsync(async () => {
-        if (usesPodnets(rec)) for (const f of podFamilies(rec)) state.usePodnet(holder, f, rec.container[f]!.net);
-        state.writeRecord(rec);
-        await setupPodNft(rec);
-      });
-    } else {
-      state.locked(() => state.writeRecord(rec));
-      await setupPodIptables(state, rec);
-    }
-    if (rec.snat && rec.container[4]) await enableRouteLocalnet(rec.container[4].ip);
+    const program =
+      rec.backend === 'nftables'
+        ? state.lockedAsync(async () => {
+            if (usesPodnets(rec)) for (const f of podFamilies(rec)) state.usePodnet(holder, f, rec.container[f]!.net);
+            state.writeRecord(rec);
+            await setupPodNft(rec);
+          })
+        : (async () => {
+            state.locked(() => state.writeRecord(rec));
+            await setupPodIptables(state, rec);
+          })();
+    // route_localnet does not depend on the rules: do it meanwhile.
+    await Promise.all([program, rec.snat && rec.container[4] ? enableRouteLocalnet(rec.container[4].ip) : undefined]);
   } catch (e) {
     // Leave nothing behind: rules, claims, record.
     await teardown(state, holder, rec, rec.backend).catch((err: unknown) => logDebug(`portmap: rollback: ${(err as Error).message}`));

@@ -3,7 +3,7 @@
  * the real kernel, checked on the kernel state, the result cache and the
  * host-local reservations.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -295,6 +295,33 @@ describe('up, down, ps, inspect', () => {
     expect(reservations(e, netA)).toEqual([]);
     expect(cacheFiles(e)).toEqual([]);
     expect(JSON.parse(tscniOk(e, ['ps', '--json']).stdout)).toEqual([]);
+  });
+
+  it('-p publishes a port through the portMappings capability; inspect shows it and its rules; down removes them', async () => {
+    const e = newCliEnv();
+    const net = writeBridgeNet(e, {
+      subnet: '10.243.10.0/24',
+      extraPlugins: [{ type: 'portmap', capabilities: { portMappings: true }, stateDir: join(e.dir, 'portmap') }],
+    });
+    const p = podName();
+    const port = 30900 + Math.floor(Math.random() * 90);
+    tscniOk(e, ['up', net.name, p, '-p', `${port}:8080`]);
+    const server = spawn('nsenter', [`--net=/run/netns/${p}`, '--', process.execPath, '-e', "require('node:http').createServer((q,s)=>s.end('published')).listen(8080,()=>console.log('up'))"], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    try {
+      await new Promise((resolve) => server.stdout.once('data', resolve));
+      const fetchArgs = ['-e', `fetch('http://127.0.0.1:${port}/').then(r=>r.text()).then(t=>console.log(t),()=>process.exit(1))`];
+      expect(spawnSync(process.execPath, fetchArgs, { encoding: 'utf8', timeout: 5000 }).stdout.trim()).toBe('published');
+      const text = tscniOk(e, ['inspect', p]).stdout;
+      expect(text).toContain(`port ${port} -> 8080/tcp`);
+      expect(text).toMatch(new RegExp(`DNAT --to-destination 10\\.243\\.10\\.\\d+:8080`));
+      tscniOk(e, ['down', p]);
+      expect(spawnSync(process.execPath, fetchArgs, { encoding: 'utf8', timeout: 5000 }).status).not.toBe(0);
+      expect(tryRun(['iptables-save', '-t', 'nat']).stdout).not.toContain(containerIdForNetns(`/run/netns/${p}`));
+    } finally {
+      server.kill();
+    }
   });
 
   it('--ip requests an address through the ips capability', () => {

@@ -40,11 +40,21 @@ async function nft(script: string): Promise<void> {
   await run(['nft', '-f', '-'], { input: script });
 }
 
+/** Elements only first (the common case, ~10 ms cheaper); with the static part when something is missing. */
+async function nftWithStatic(render: (withStatic: boolean) => string): Promise<void> {
+  try {
+    await nft(render(false));
+  } catch (e) {
+    if (!(e instanceof ExecError) || !/No such file or directory/.test(e.stderr)) throw e;
+    await nft(render(true));
+  }
+}
+
 export async function setupPodNft(rec: AttachmentRecord): Promise<void> {
   const tag = tagOf(rec);
   const rules = families(rec).flatMap((f) => conditionalRules(podOptions(rec, f), f, rec.container[f]!, rec.mappings, tag));
   try {
-    await nft(renderPodAdd(recordElements(rec), rules, tag));
+    await nftWithStatic((withStatic) => renderPodAdd(recordElements(rec), rules, tag, withStatic));
   } catch (e) {
     if (e instanceof ExecError && /File exists/.test(e.stderr)) {
       throw new CniError(ErrorCode.InvalidNetworkConfig, 'a requested host port is already mapped to another target in nftables table inet tscni_portmap', e.stderr.trim());
@@ -96,7 +106,7 @@ export async function teardownPodNft(state: PortmapState, holder: PortHolder, re
   if (rec) {
     const elements = recordElements(rec).filter((e) => !e.set.startsWith('podnets') || lastUser(e));
     try {
-      await nft(renderPodDelete(elements, tag, handles));
+      await nftWithStatic((withStatic) => renderPodDelete(elements, tag, handles, withStatic));
       return;
     } catch (e) {
       logDebug(`portmap: exact nft teardown for ${tag} failed, looking elements up by tag: ${(e as Error).message}`);

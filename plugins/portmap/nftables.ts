@@ -19,9 +19,10 @@
  *       ct status dnat ip daddr . meta l4proto . th dport @masqall4 masquerade   (and IPv6)
  *
  * Elements carry the attachment's tag as a comment, so a DEL that has lost
- * its record can still find them. The static part is re-declared in every
- * transaction (add is idempotent; the rule chains are flushed and refilled),
- * which also repairs a table someone damaged.
+ * its record can still find them. A pod's transaction is elements only; when
+ * it fails because the table (or a set) is missing, it is sent again with the
+ * static part in front (add is idempotent; the rule chains are flushed and
+ * refilled), which builds the table or repairs one someone damaged.
  */
 import type { Family } from '../../lib/ip/prefix.ts';
 import { appliesTo, isSpecificHostIP, type ContainerAddr, type PortMapping } from './config.ts';
@@ -143,8 +144,8 @@ function elem(verb: 'add' | 'delete', e: NftElement, tag: string): string {
  * another pod holds with a different target fails the whole transaction
  * (EEXIST), so nothing is half-applied.
  */
-export function renderPodAdd(elements: readonly NftElement[], rules: readonly string[], tag: string): string {
-  return [...renderStatic(), ...elements.map((e) => elem('add', e, tag)), ...rules, ''].join('\n');
+export function renderPodAdd(elements: readonly NftElement[], rules: readonly string[], tag: string, withStatic = true): string {
+  return [...(withStatic ? renderStatic() : []), ...elements.map((e) => elem('add', e, tag)), ...rules, ''].join('\n');
 }
 
 /**
@@ -152,8 +153,8 @@ export function renderPodAdd(elements: readonly NftElement[], rules: readonly st
  * when present) and then deleted, so a DEL that runs twice, or after someone
  * removed part of it, still succeeds. Shared subnets (`keep`) stay.
  */
-export function renderPodDelete(elements: readonly NftElement[], tag: string, ruleHandles: readonly number[] = []): string {
-  const out = renderStatic();
+export function renderPodDelete(elements: readonly NftElement[], tag: string, ruleHandles: readonly number[] = [], withStatic = true): string {
+  const out = withStatic ? renderStatic() : [];
   for (const e of elements) out.push(elem('add', e, tag), elem('delete', e, tag));
   for (const h of ruleHandles) out.push(`delete rule ${T} conditional handle ${h}`);
   out.push('');

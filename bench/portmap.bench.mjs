@@ -106,7 +106,28 @@ async function measure(bin, extra, base) {
   return { add: median(add), del: median(del) };
 }
 
+/** The shared chains and nft table outlive pods; remove them afterwards only if the bench made them. */
+function sharedExists() {
+  return {
+    iptables: sh(['iptables', '-w', '-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT']).code === 0,
+    nft: sh(['nft', 'list', 'table', 'inet', 'tscni_portmap']).code === 0,
+  };
+}
+
+function removeSharedIfNew(before) {
+  if (!before.iptables) {
+    for (const c of ['PREROUTING', 'OUTPUT']) sh(['iptables', '-w', '-t', 'nat', '-D', c, '-m', 'addrtype', '--dst-type', 'LOCAL', '-j', 'CNI-HOSTPORT-DNAT']);
+    sh(['iptables', '-w', '-t', 'nat', '-D', 'POSTROUTING', '-m', 'comment', '--comment', 'CNI portfwd requiring masquerade', '-j', 'CNI-HOSTPORT-MASQ']);
+    for (const c of ['CNI-HOSTPORT-DNAT', 'CNI-HOSTPORT-SETMARK', 'CNI-HOSTPORT-MASQ']) {
+      sh(['iptables', '-w', '-t', 'nat', '-F', c]);
+      sh(['iptables', '-w', '-t', 'nat', '-X', c]);
+    }
+  }
+  if (!before.nft) sh(['nft', 'delete', 'table', 'inet', 'tscni_portmap']);
+}
+
 export async function run() {
+  const before = sharedExists();
   const state = mkdtempSync(join(tmpdir(), 'tscni-tp-bench-'));
   sh(['ip', 'netns', 'add', NS]);
   // The pod addresses must route to a link of ours: portmap (ours and the reference's)
@@ -143,6 +164,7 @@ export async function run() {
   } finally {
     sh(['ip', 'netns', 'del', NS]);
     sh(['ip', 'link', 'del', 'tpbench0']);
+    removeSharedIfNew(before);
     rmSync(state, { recursive: true, force: true });
   }
   console.log(`\nportmap: median of ${ROUNDS} ADD and ${ROUNDS} DEL, one TCP mapping each (target <= 50 ms)`);

@@ -7,17 +7,21 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { renderCacheEntry } from '../../../lib/libcni/cache.ts';
 import { containerIdForNetns } from '../../../cli/context.ts';
 import { createNetns, removeAllNetns, sh, tryRun } from '../../helpers/netns.ts';
 import { callPluginOk } from '../../helpers/plugin.ts';
+import { removeSharedIfNew, snapshotShared } from '../../helpers/portmap-shared.ts';
 import { cacheFiles, cleanupCli, hostVethsOn, natRulesOfTests, newCliEnv, podName, reservations, tscni, tscniOk, writeBridgeNet } from './helpers.ts';
+
+const sharedBefore = snapshotShared();
 
 afterEach(() => {
   cleanupCli();
   removeAllNetns();
 });
+afterAll(() => removeSharedIfNew(sharedBefore));
 
 const addrs = (netns: string, ifname = 'eth0') =>
   [...tryRun(['nsenter', `--net=${netns}`, 'ip', '-4', '-o', 'addr', 'show', 'dev', ifname]).stdout.matchAll(/inet (\S+)/g)].map((m) => m[1]);

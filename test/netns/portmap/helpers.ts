@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNetns, sh, tryRun, type TestNetns } from '../../helpers/netns.ts';
 import { callPlugin, callPluginOk, type PluginOutput } from '../../helpers/plugin.ts';
+import { removeSharedIfNew, snapshotShared } from '../../helpers/portmap-shared.ts';
 
 export const rand = (n = 3) => randomBytes(n).toString('hex');
 export type Backend = 'iptables' | 'nftables';
@@ -197,11 +198,7 @@ export function nftLines(needle: string): string[] {
   return r.code === 0 ? r.stdout.split('\n').filter((l) => l.includes(needle)) : [];
 }
 
-const sharedBefore = {
-  iptables: tryRun(['iptables', '-w', '-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT']).code === 0,
-  ip6tables: tryRun(['ip6tables', '-w', '-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT']).code === 0,
-  nft: tryRun(['nft', 'list', 'table', 'inet', 'tscni_portmap']).code === 0,
-};
+const sharedBefore = snapshotShared();
 
 export function cleanupPods(): void {
   for (const c of children.splice(0)) if (c.exitCode === null) c.kill();
@@ -236,15 +233,6 @@ export function cleanupPods(): void {
 /** After all tests: the shared chains and table, if the tests created them. */
 export function cleanupShared(): void {
   cleanupPods();
-  for (const cmd of ['iptables', 'ip6tables'] as const) {
-    if (sharedBefore[cmd]) continue;
-    for (const c of ['PREROUTING', 'OUTPUT']) tryRun([cmd, '-w', '-t', 'nat', '-D', c, '-m', 'addrtype', '--dst-type', 'LOCAL', '-j', 'CNI-HOSTPORT-DNAT']);
-    tryRun([cmd, '-w', '-t', 'nat', '-D', 'POSTROUTING', '-m', 'comment', '--comment', 'CNI portfwd requiring masquerade', '-j', 'CNI-HOSTPORT-MASQ']);
-    for (const c of ['CNI-HOSTPORT-DNAT', 'CNI-HOSTPORT-SETMARK', 'CNI-HOSTPORT-MASQ']) {
-      tryRun([cmd, '-w', '-t', 'nat', '-F', c]);
-      tryRun([cmd, '-w', '-t', 'nat', '-X', c]);
-    }
-  }
-  if (!sharedBefore.nft) tryRun(['nft', 'delete', 'table', 'inet', 'tscni_portmap']);
+  removeSharedIfNew(sharedBefore);
   rmSync(tmpRoot, { recursive: true, force: true });
 }

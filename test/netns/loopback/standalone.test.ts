@@ -41,4 +41,14 @@ describe('standalone executable', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ cniVersion: '1.1.0' });
   });
+
+  it('runs the tscni CLI (yargs bundle inside the executable) with no node reachable', () => {
+    const help = withoutNode(`exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin ${binPath('tscni')} --help`, {});
+    expect(help.code, help.stderr).toBe(0);
+    expect(help.stdout).toContain('tscni up <net> <name>');
+    const ns = createNetns('standalone');
+    const exec = withoutNode(`exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin ${binPath('tscni')} exec ${ns.path} -- ip -o link show lo`, {});
+    expect(exec.code, exec.stderr).toBe(0);
+    expect(exec.stdout).toContain('lo:');
+  });
 });

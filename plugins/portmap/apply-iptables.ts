@@ -132,7 +132,9 @@ export async function teardownPodIptables(network: string, containerId: string, 
   const known = rec ? families(rec) : [];
   await Promise.all(
     ([4, 6] as Family[]).map(async (family) => {
-      if (rec && known.includes(family)) {
+      // A record names the families ADD programmed; the others have nothing of this pod.
+      if (rec && !known.includes(family)) return;
+      if (rec) {
         try {
           await restore(family, renderPodTeardown(chain, recordEntries(rec, family)));
           return;

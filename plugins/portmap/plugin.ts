@@ -68,16 +68,17 @@ function forget(state: PortmapState, rec: AttachmentRecord): void {
   state.deleteRecord(rec);
 }
 
-async function teardown(state: PortmapState, holder: PortHolder, rec: AttachmentRecord | undefined, backend: PortmapBackend): Promise<void> {
+/** Remove the rules or elements; then, unless told otherwise, forget the attachment's claims and record. */
+async function teardown(state: PortmapState, holder: PortHolder, rec: AttachmentRecord | undefined, backend: PortmapBackend, forgetAfter = true): Promise<void> {
   if (backend === 'nftables') {
     await state.lockedAsync(async () => {
       await teardownPodNft(state, holder, rec);
-      if (rec) forget(state, rec);
+      if (rec && forgetAfter) forget(state, rec);
     });
     return;
   }
   await teardownPodIptables(holder.network, holder.containerId, rec);
-  if (rec) state.locked(() => forget(state, rec));
+  if (rec && forgetAfter) state.locked(() => forget(state, rec));
 }
 
 /** Old UDP flows to a host port would keep going to the previous target: drop them. */
@@ -129,22 +130,31 @@ async function add(args: CmdArgs): Promise<Result> {
     const prev = state.readRecord(holder);
     if (prev) state.releasePorts(holder, prev.mappings);
     state.claimPorts(holder, wanted);
+    // The record makes the claim live for the next ADD's conflict check: write it in the same locked step.
+    state.writeRecord(rec);
     return prev;
   });
 
   try {
-    if (previous) await teardown(state, holder, previous, previous.backend);
+    // A re-ADD replaces the old mappings; the new claims and record are already in place.
+    if (previous) {
+      await teardown(state, holder, previous, previous.backend, false);
+      // Hairpin subnets the old mappings used and the new ones do not.
+      if (usesPodnets(previous)) {
+        state.locked(() => {
+          for (const f of podFamilies(previous)) {
+            if (!usesPodnets(rec) || rec.container[f]?.net !== previous.container[f]!.net) state.releasePodnet(holder, f, previous.container[f]!.net);
+          }
+        });
+      }
+    }
     const program =
       rec.backend === 'nftables'
         ? state.lockedAsync(async () => {
             if (usesPodnets(rec)) for (const f of podFamilies(rec)) state.usePodnet(holder, f, rec.container[f]!.net);
-            state.writeRecord(rec);
             await setupPodNft(rec);
           })
-        : (async () => {
-            state.locked(() => state.writeRecord(rec));
-            await setupPodIptables(state, rec);
-          })();
+        : setupPodIptables(state, rec);
     // route_localnet does not depend on the rules: do it meanwhile.
     await Promise.all([program, rec.snat && rec.container[4] ? enableRouteLocalnet(rec.container[4].ip) : undefined]);
   } catch (e) {

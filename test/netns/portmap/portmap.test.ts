@@ -3,11 +3,12 @@
  * from the host, from an outside host, from another pod and from the pod
  * itself (hairpin), then the rules and elements are checked gone.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { removeAllNetns, tryRun } from '../../helpers/netns.ts';
-import { callPlugin } from '../../helpers/plugin.ts';
+import { BIN_DIR, binPath, callPlugin } from '../../helpers/plugin.ts';
 import { dnatChainName } from '../../../plugins/portmap/iptables.ts';
 import {
   addPod,
@@ -27,6 +28,7 @@ import {
   request,
   startServer,
   type Backend,
+  type Mapping,
   type Net,
   type Pod,
 } from './helpers.ts';
@@ -44,6 +46,18 @@ function owned(net: Net, pod: Pod): string[] {
     return [...iptablesLines(chain), ...iptablesLines(chain, true)];
   }
   return nftLines(`${net.name}/${pod.cid}/eth0`);
+}
+
+/** portmap run asynchronously (several at once, as kubelet does). */
+function portmapAsync(command: string, net: Net, pod: Pod, mappings: Mapping[] | undefined): Promise<{ code: number; stdout: string }> {
+  const env = { PATH: process.env.PATH ?? '', CNI_COMMAND: command, CNI_CONTAINERID: pod.cid, CNI_NETNS: pod.ns.path, CNI_IFNAME: 'eth0', CNI_PATH: BIN_DIR };
+  return new Promise((resolve) => {
+    const child = spawn(binPath('portmap'), [], { env, stdio: ['pipe', 'pipe', 'ignore'] });
+    let stdout = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout }));
+    child.stdin.end(JSON.stringify(portmapConf(net, pod.result, mappings)));
+  });
 }
 
 function records(net: Net): string[] {
@@ -137,6 +151,8 @@ describe.each(BACKENDS)('portmap with %s', (backend: Backend) => {
     // Another protocol on the same port, or the same container again, is fine.
     expect(portmap('ADD', net, ns, [{ hostPort: p, containerPort: 81, protocol: 'udp' }]).code).toBe(0);
     expect(portmap('ADD', net, a, [{ hostPort: p, containerPort: 80 }]).code).toBe(0);
+    // After that re-ADD the port is still held.
+    expect(portmap('ADD', net, ns, [{ hostPort: p, containerPort: 81 }]).json).toMatchObject({ msg: 'host port conflict' });
     delPod(net, ns, false);
     delPod(net, a, false);
     expect(records(net)).toEqual([]);
@@ -187,6 +203,28 @@ describe.each(BACKENDS)('portmap with %s', (backend: Backend) => {
     expect(owned(net, keep).length).toBeGreaterThan(0);
     expect(records(net)).toEqual([`${keep.cid}_eth0`]);
     delPod(net, keep, false);
+  });
+
+  it('parallel ADDs: one winner for a contested host port, all succeed on distinct ports, parallel DELs leave nothing', async () => {
+    const net = newNet(backend);
+    const pods = Array.from({ length: 6 }, () => addPod(net, []));
+    const contested = nextPort();
+    const race = await Promise.all(pods.map((pod) => portmapAsync('ADD', net, pod, [{ hostPort: contested, containerPort: 80 }])));
+    const winners = race.filter((r) => r.code === 0);
+    expect(winners).toHaveLength(1);
+    const winner = pods[race.findIndex((r) => r.code === 0)] as Pod;
+    for (const r of race.filter((x) => x.code !== 0)) expect(r.stdout).toContain(`already mapped by container ${winner.cid}`);
+    expect(records(net)).toEqual([`${winner.cid}_eth0`]);
+    expect((await portmapAsync('DEL', net, winner, undefined)).code).toBe(0);
+
+    const ports = pods.map(() => nextPort());
+    const adds = await Promise.all(pods.map((pod, i) => portmapAsync('ADD', net, pod, [{ hostPort: ports[i] as number, containerPort: 80 }])));
+    expect(adds.map((r) => r.code)).toEqual(pods.map(() => 0));
+    for (const pod of pods) expect(owned(net, pod).length).toBeGreaterThan(0);
+    const dels = await Promise.all(pods.map((pod) => portmapAsync('DEL', net, pod, undefined)));
+    expect(dels.map((r) => r.code)).toEqual(pods.map(() => 0));
+    for (const pod of pods) expect(owned(net, pod)).toEqual([]);
+    expect(records(net)).toEqual([]);
   });
 
   it('bad input is rejected before anything changes, naming the problem', () => {

@@ -227,6 +227,22 @@ describe.each(BACKENDS)('portmap with %s', (backend: Backend) => {
     expect(records(net)).toEqual([]);
   });
 
+  it('conditionsV4 restrict who is forwarded', async () => {
+    const net = newNet(backend);
+    const outside = createOutside();
+    const p = nextPort();
+    const conditionsV4 = backend === 'iptables' ? ['-s', outside.peer4] : [`ip saddr ${outside.peer4}`];
+    const pod = addPod(net, [{ hostPort: p, containerPort: 8080 }], { conditionsV4 });
+    const other = addPod(net, []);
+    await startServer(pod.ns, 'tcp', 8080, 'cond');
+    expect(request(outside.ns, 'tcp', outside.host4, p)).toBe(`cond ${outside.peer4}`);
+    expect(request(other.ns, 'tcp', gateway4(net), p)).toBeUndefined();
+    expect(portmap('CHECK', net, pod, pod.mappings, { conditionsV4 }).code).toBe(0);
+    expect(portmap('DEL', net, pod, undefined).code).toBe(0);
+    expect(request(outside.ns, 'tcp', outside.host4, p)).toBeUndefined();
+    expect(owned(net, pod)).toEqual([]);
+  });
+
   it('bad input is rejected before anything changes, naming the problem', () => {
     const net = newNet(backend);
     const pod = addPod(net, []);

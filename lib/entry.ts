@@ -1,39 +1,23 @@
 /**
- * The entry point of the one standalone executable. Like busybox it
- * dispatches on the name it was invoked as: dist/bin/bridge, host-local,
- * portmap, loopback ... are links to one file; `tscni` is the runner CLI.
+ * The entry point of the one standalone executable (a Bun single-file
+ * executable). Like busybox it dispatches on the name it was invoked as:
+ * dist/bin/bridge, host-local, portmap, loopback ... are links to one file;
+ * `tscni` is the runner CLI.
  *
- * Built as a V8 startup snapshot: module top level runs at build time, so
- * env, argv and stdin are read only inside main().
+ * The CLI (yargs and the runner) is bundled into the same file but loaded
+ * with a dynamic import, so its module bodies run only when invoked as
+ * `tscni`: a plugin call never evaluates them.
  */
 import { basename } from 'node:path';
-import v8 from 'node:v8';
 import { registerInProcessPlugins } from './cni/invoke.ts';
 import { runPlugin } from './cni/run.ts';
 import { PLUGINS } from '../plugins/registry.ts';
 
-const CLI_NAMES = new Set(['tscni', 'tscni.cjs', 'entry.cjs', 'plugins.cjs']);
-
-function runCli(): void {
-  // The CLI (yargs) cannot live in a snapshot and would slow every plugin
-  // call, so it ships as a separate bundle: a SEA asset, or a file in dev.
-  const req = (id: string) => process.getBuiltinModule(id);
-  const sea = process.getBuiltinModule('node:sea') as typeof import('node:sea') | undefined;
-  if (sea?.isSea()) {
-    const code = sea.getAsset('cli.cjs', 'utf8');
-    const fn = new Function('require', 'module', 'exports', '__filename', '__dirname', code);
-    const mod = { exports: {} };
-    fn(req, mod, mod.exports, process.execPath, process.execPath);
-    return;
-  }
-  const { createRequire } = process.getBuiltinModule('node:module') as typeof import('node:module');
-  const path = process.getBuiltinModule('node:path') as typeof import('node:path');
-  createRequire(__filename)(path.join(__dirname, 'cli.cjs'));
-}
+const CLI_NAMES = new Set(['tscni', 'entry.ts', 'entry.js']);
 
 function main(): void {
   registerInProcessPlugins(process.execPath, PLUGINS);
-  const invokedAs = basename(process.argv0);
+  const invokedAs = basename(process.argv0 || process.execPath);
   const plugin = PLUGINS.get(invokedAs);
   if (plugin) {
     void runPlugin(plugin);
@@ -45,11 +29,7 @@ function main(): void {
     void runPlugin(named);
     return;
   }
-  runCli();
+  void import('../cli/main.ts');
 }
 
-if (v8.startupSnapshot?.isBuildingSnapshot()) {
-  v8.startupSnapshot.setDeserializeMainFunction(main);
-} else {
-  main();
-}
+main();

@@ -1,14 +1,12 @@
 /**
  * Host sysctls are plain files under /proc/sys (no process needed). Sysctls
- * inside a pod namespace go through `sysctl` run with nsenter; sysctlArgv
- * renders that one command. Keys use "/" separators so interface names with
- * dots (eth0.100) stay intact.
+ * inside a pod's namespace: writeSysctlsIn in lib/netns.ts. Keys use "/"
+ * separators so interface names with dots (eth0.100) stay intact.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { sysctlPath } from './netns.ts';
 
-export function sysctlPath(key: string): string {
-  return `/proc/sys/${key.replace(/^\/+/, '')}`;
-}
+export { sysctlPath };
 
 export function readSysctl(key: string): string | undefined {
   try {
@@ -27,9 +25,4 @@ export function writeSysctl(key: string, value: string, { ifChanged = false } = 
   } catch {
     return false;
   }
-}
-
-/** argv of one `sysctl` call setting several keys; -e ignores keys that do not exist. */
-export function sysctlArgv(settings: ReadonlyArray<readonly [string, string]>): string[] {
-  return ['sysctl', '-q', '-e', '-w', ...settings.map(([k, v]) => `${k}=${v}`)];
 }

@@ -17,5 +17,5 @@ function step(name, cmd, args) {
 
 step('typecheck', 'tsc', ['--noEmit', '-p', 'tsconfig.json']);
 step('lint', 'eslint', ['.']);
-step('build', 'node', ['build.mjs', '--if-stale']);
+step('build', 'bun', ['build.mjs', '--if-stale']);
 step('tests', 'vitest', ['run', ...process.argv.slice(2)]);

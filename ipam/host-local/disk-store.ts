@@ -407,7 +407,8 @@ export class DiskStore implements Store {
     for (const [name, lines] of buckets) {
       lines.sort((x, y) => (x.ip < y.ip ? -1 : x.ip > y.ip ? 1 : 0));
       const text = lines.length ? `${lines.map(renderLine).join('\n')}\n` : '';
-      if ((readOrUndefined(this.path(name)) ?? '') !== text) this.writeBucket(name, lines, false);
+      // An empty bucket (an ADD killed between creating it and appending) is removed, not kept.
+      if (lines.length === 0 || (readOrUndefined(this.path(name)) ?? '') !== text) this.writeBucket(name, lines, false);
       else this.bucketCache.set(name, { lines, raw: lines.length });
     }
     this.marker = sigs;

@@ -100,13 +100,19 @@ export interface TeardownTarget {
   families: readonly Family[];
   /** The attachment's addresses when known (prevResult): lets iptables delete by exact spec without listing. */
   cidrs?: readonly string[];
+  /**
+   * The backend ADD used (the config's ipMasqBackend, or the detected one):
+   * only its rules are looked for, which saves an `nft` listing per DEL on
+   * iptables nodes. Undefined: both backends.
+   */
+  backend?: MasqBackend;
 }
 
 /** Remove the masquerade rules of one attachment from both backends. Throws an aggregated error. */
 export async function teardownMasquerade(t: TeardownTarget): Promise<void> {
   const chain = formatChainName(t.network, t.containerId);
   const tasks: Array<Promise<void>> = [];
-  for (const family of t.families) {
+  for (const family of t.backend === 'nftables' ? [] : t.families) {
     if (!hasCommand(IPT[family].main)) continue;
     tasks.push(
       (async () => {
@@ -122,7 +128,7 @@ export async function teardownMasquerade(t: TeardownTarget): Promise<void> {
       })(),
     );
   }
-  if (hasCommand('nft')) {
+  if (t.backend !== 'iptables' && hasCommand('nft')) {
     tasks.push(
       (async () => {
         const rules = await listNftMasqRules();

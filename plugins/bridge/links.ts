@@ -1,10 +1,17 @@
 /**
- * Link I/O for the bridge plugin: reads from /sys (no process) where it
- * can, writes through one `ip -batch` per namespace.
+ * Kernel I/O for the bridge plugin, in-process over rtnetlink: reads from
+ * /sys where that is enough, everything else through lib/netlink (no `ip`,
+ * `bridge`, `nsenter` or `sysctl` child). Every failure names the operation
+ * and the object (NetlinkError).
  */
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { ExecError, run } from '../../lib/exec.ts';
+import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
+import { EEXIST, NetlinkError, type Rtnl } from '../../lib/netlink/rtnl.ts';
+import type { LinkInfo } from '../../lib/netlink/messages.ts';
+import type { NetnsHandle } from '../../lib/netns.ts';
+import type { BridgeConfig } from './config.ts';
+import type { AddrPlan, BridgeAddrPlan, PortVlanOp } from './render.ts';
 
 export type BridgeState = 'absent' | 'bridge' | 'not-bridge';
 
@@ -42,56 +49,70 @@ export function randomMac(): string {
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
-/** Failed line numbers reported by `ip -force -batch` ("Command failed -:N"). */
-export function failedBatchLines(stderr: string): number[] {
-  return [...stderr.matchAll(/Command failed -:(\d+)/g)].map((m) => Number(m[1]));
-}
+const notBridge = (name: string) => new CniError(ErrorCode.Internal, `failed to create bridge "${name}": "${name}" already exists but is not a bridge`);
 
 /**
- * How to run `ip` in a namespace: a path under /run/netns (what runtimes
- * use) becomes `ip -n <name>`, which switches namespace itself and saves the
- * nsenter process; any other nsfs path goes through nsenter.
+ * The bridge, created when missing (with a fixed MAC so it does not follow
+ * its ports), promiscuous if configured, up. A concurrent ADD creating it
+ * first is fine; a non-bridge link of that name is an error.
  */
-export function ipInNetns(netns: string | undefined): { prefix: string[]; netns: string | undefined } {
-  if (!netns) return { prefix: ['ip'], netns: undefined };
-  const m = /^\/(?:var\/)?run\/netns\/([A-Za-z0-9_.-]+)$/.exec(netns);
-  if (m && m[1] !== '.' && m[1] !== '..') return { prefix: ['ip', '-n', m[1] as string], netns: undefined };
-  return { prefix: ['ip'], netns };
-}
-
-/** Split a batch line into words: "double" or 'single' quoted words keep their spaces. */
-export function batchWords(line: string): string[] {
-  const out: string[] = [];
-  const re = /"([^"]*)"|'([^']*)'|(\S+)/g;
-  for (const m of line.matchAll(re)) out.push(m[1] ?? m[2] ?? m[3] ?? '');
-  return out;
-}
-
-/**
- * Run an `ip -batch`; throws ExecError with the failing line in the message.
- * iproute2 cuts batch lines at "#" even inside quotes, so a line carrying a
- * name with "#" (legal in Linux interface names) runs as its own `ip` argv.
- */
-export async function ipBatchRaw(lines: readonly string[], netns?: string, opts: { json?: boolean; force?: boolean; details?: boolean } = {}): Promise<string> {
-  if (!opts.force && lines.some((l) => l.includes('#'))) {
-    let out = '';
-    for (const line of lines) {
-      const where = ipInNetns(netns);
-      const argv = [...where.prefix, ...(opts.json ? ['-json'] : []), ...(opts.details ? ['-details'] : []), ...batchWords(line)];
-      const r = await run(argv, { netns: where.netns });
-      if (r.stdout.trim()) out += `${r.stdout.trim()}\n`;
+export function ensureBridge(host: Rtnl, conf: BridgeConfig): LinkInfo {
+  const name = conf.bridge;
+  let link = host.getLink(name);
+  if (!link) {
+    try {
+      host.createBridge({ name, mtu: conf.mtu > 0 ? conf.mtu : undefined, mac: randomMac(), vlanFiltering: conf.vlan !== 0 || conf.vlanTrunk !== undefined });
+    } catch (e) {
+      if (!(e instanceof NetlinkError && e.errno === EEXIST)) throw e;
     }
-    return out;
+    link = host.getLink(name);
+    if (!link) throw new CniError(ErrorCode.Internal, `failed to create bridge "${name}": it vanished right after creation`);
   }
-  const where = ipInNetns(netns);
-  const argv = [...where.prefix];
-  if (opts.json) argv.push('-json');
-  if (opts.details) argv.push('-details');
-  if (opts.force) argv.push('-force');
-  argv.push('-batch', '-');
-  const r = await run(argv, { input: `${lines.join('\n')}\n`, netns: where.netns, allowFailure: !!opts.force });
-  if (opts.force && r.code !== 0 && !opts.json) throw new ExecError(r.argv, r.code, r.stdout, r.stderr);
-  return r.stdout;
+  if (link.kind !== 'bridge') throw notBridge(name);
+  if (!link.up || (conf.promiscMode && !link.promisc)) host.setLink(link.index, { up: true, ...(conf.promiscMode ? { promisc: true } : {}) });
+  return link;
+}
+
+/**
+ * The pod's veth pair: the container end is created straight in the pod's
+ * namespace (by descriptor) with its name, MTU and MAC; the host end is
+ * enslaved to the bridge, brought up, and gets its port flags.
+ */
+export function createPodVeth(host: Rtnl, conf: BridgeConfig, bridge: LinkInfo, hostVeth: string, ns: NetnsHandle, ifName: string): LinkInfo {
+  const mtu = conf.mtu > 0 ? conf.mtu : undefined;
+  host.createVeth({ name: hostVeth, peerName: ifName, mtu, peerMac: conf.mac, peerNetnsFd: ns.fd }, ns.path);
+  host.setLink(hostVeth, { master: bridge.index, up: true });
+  if (conf.hairpinMode || conf.portIsolation) host.setBridgePort(hostVeth, { hairpin: conf.hairpinMode, isolated: conf.portIsolation });
+  const link = host.getLink(hostVeth);
+  if (!link) throw new CniError(ErrorCode.Internal, `failed to read veth "${hostVeth}" right after creating it`);
+  return link;
+}
+
+/** "<bridge>.<vlan>": a host veth whose peer is a bridge port in the VLAN, carrying the gateway addresses. */
+export function createVlanGateway(host: Rtnl, conf: BridgeConfig, bridge: LinkInfo, name: string, peer: string): LinkInfo {
+  const mtu = conf.mtu > 0 ? conf.mtu : undefined;
+  host.createVeth({ name, peerName: peer, mtu });
+  host.setLink(peer, { master: bridge.index, up: true });
+  host.setLink(name, { up: true });
+  const link = host.getLink(name);
+  if (!link) throw new CniError(ErrorCode.Internal, `failed to read "${name}" right after creating it`);
+  return link;
+}
+
+/** Apply planBridgeAddrs' result to the gateway device. */
+export function applyBridgeAddrs(host: Rtnl, dev: string, index: number, plan: BridgeAddrPlan): void {
+  for (const cidr of plan.remove) host.delAddr({ index, cidr }, `"${dev}"`);
+  for (const a of plan.add) host.addAddr({ index, cidr: a.cidr, nodad: a.nodad }, 'replace', `"${dev}"`);
+}
+
+/** Apply planPortVlans' result to a bridge port. */
+export function applyPortVlans(host: Rtnl, index: number, ops: readonly PortVlanOp[]): void {
+  for (const o of ops) host.bridgeVlan(o.op, index, o.vid, { pvid: o.pvid, untagged: o.untagged });
+}
+
+/** The pod's addresses on its interface (by index), then the link up. */
+export function addPodAddrs(pod: Rtnl, index: number, ifName: string, addrs: readonly AddrPlan[]): void {
+  for (const a of addrs) pod.addAddr({ index, cidr: a.cidr, nodad: a.nodad }, 'add', `"${ifName}"`);
 }
 
 /** Sleep without blocking the event loop. */

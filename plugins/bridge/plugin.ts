@@ -10,30 +10,31 @@ import { delegate, delegateAdd } from '../../lib/cni/invoke.ts';
 import type { CmdArgs, Plugin } from '../../lib/cni/skel.ts';
 import type { IpConfig, Result, ValidAttachment } from '../../lib/cni/types.ts';
 import { LATEST_VERSION } from '../../lib/cni/version.ts';
-import { ExecError, run } from '../../lib/exec.ts';
 import { detectMasqBackend, familiesOf, gcMasquerade, missingMasquerade, setupMasquerade, teardownMasquerade } from '../../lib/firewall/masquerade.ts';
 import { setupSpoofCheck, spoofRefId, teardownSpoofCheck } from '../../lib/firewall/spoofcheck.ts';
-import { ipJson, type AddrInfo, type IpLink } from '../../lib/ip/ip.ts';
 import { familyOf, type Family } from '../../lib/ip/prefix.ts';
 import { logDebug } from '../../lib/log.ts';
-import { inspectNetns } from '../../lib/netns.ts';
-import { sysctlArgv, writeSysctl } from '../../lib/sysctl.ts';
+import type { LinkInfo } from '../../lib/netlink/messages.ts';
+import { Rtnl, withRtnl } from '../../lib/netlink/rtnl.ts';
+import { closeNetns, inspectNetns, openNetns, writeSysctlsIn, type NetnsHandle } from '../../lib/netns.ts';
+import { writeSysctl } from '../../lib/sysctl.ts';
 import { TSCNI_VERSION } from '../../lib/version-info.ts';
 import { checkAttachment } from './check.ts';
 import { parseBridgeConfig, type BridgeConfig } from './config.ts';
-import { failedBatchLines, ipBatchRaw, linkState, randomMac, randomVethName, readLinkFile, readLinkFileTarget, waitOperUp } from './links.ts';
 import {
-  CONTAINER_IF_INDEX,
-  batchArg,
-  planBridgeAddrs,
-  planGateways,
-  podSysctls,
-  renderHostBatch,
-  renderPodAddrs,
-  renderPodRoutes,
-  renderPortVlans,
-  type GatewayPlan,
-} from './render.ts';
+  addPodAddrs,
+  applyBridgeAddrs,
+  applyPortVlans,
+  createPodVeth,
+  createVlanGateway,
+  ensureBridge,
+  linkState,
+  randomVethName,
+  readLinkFile,
+  readLinkFileTarget,
+  waitOperUp,
+} from './links.ts';
+import { CONTAINER_IF_INDEX, planBridgeAddrs, planGateways, planPodAddrs, planPodRoutes, planPortVlans, podSysctls, type GatewayPlan } from './render.ts';
 
 /**
  * TEST-ONLY failure injection: TSCNI_TEST_FAIL_AT=<step> makes ADD fail
@@ -64,28 +65,6 @@ class UndoStack {
   }
 }
 
-async function deleteHostLink(name: string): Promise<void> {
-  await run(['ip', 'link', 'del', 'dev', name], { allowFailure: true });
-}
-
-/** Run the host batch; when another ADD created the bridge in the meantime, run the rest again. */
-async function runHostBatch(lines: string[], createsBridge: boolean, bridge: string): Promise<void> {
-  try {
-    await ipBatchRaw(lines);
-  } catch (e) {
-    if (!(e instanceof ExecError)) throw e;
-    const failed = failedBatchLines(e.stderr);
-    if (createsBridge && failed[0] === 1 && /File exists/.test(e.stderr) && linkState(bridge) === 'bridge') {
-      await ipBatchRaw(lines.slice(1));
-      return;
-    }
-    if (createsBridge && failed[0] === 1 && linkState(bridge) === 'not-bridge') {
-      throw new CniError(ErrorCode.Internal, `failed to create bridge "${bridge}": "${bridge}" already exists but is not a bridge`);
-    }
-    throw new CniError(ErrorCode.Internal, `failed to set up the bridge and veth: ${e.stderr.trim() || e.message}`);
-  }
-}
-
 async function add(args: CmdArgs): Promise<Result> {
   const conf = parseBridgeConfig(args.config, args.args);
   const state = linkState(conf.bridge);
@@ -93,11 +72,18 @@ async function add(args: CmdArgs): Promise<Result> {
     throw new CniError(ErrorCode.Internal, `failed to create bridge "${conf.bridge}": "${conf.bridge}" already exists but is not a bridge`);
   }
   const undo = new UndoStack();
+  const ns = openNetns(args.netns);
+  const host = Rtnl.host();
+  const pod = Rtnl.in(ns);
   try {
-    return await addSteps(args, conf, state === 'bridge', undo);
+    return await addSteps(args, conf, { ns, host, pod }, undo);
   } catch (e) {
     await undo.unwind();
     throw e;
+  } finally {
+    pod.close();
+    host.close();
+    closeNetns(ns);
   }
 }
 
@@ -109,7 +95,13 @@ async function allOrThrow<T extends readonly unknown[]>(ps: { [K in keyof T]: Pr
   return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 
-async function addSteps(args: CmdArgs, conf: BridgeConfig, bridgeExists: boolean, undo: UndoStack): Promise<Result> {
+interface Kernel {
+  ns: NetnsHandle;
+  host: Rtnl;
+  pod: Rtnl;
+}
+
+async function addSteps(args: CmdArgs, conf: BridgeConfig, k: Kernel, undo: UndoStack): Promise<Result> {
   const br = conf.bridge;
   logDebug('bridge ADD: start', performance.now().toFixed(1));
   let hostVeth = randomVethName();
@@ -119,45 +111,41 @@ async function addSteps(args: CmdArgs, conf: BridgeConfig, bridgeExists: boolean
   // Gateway addresses go on the bridge, or on "<bridge>.<vlan>" when a VLAN is set.
   const wantsGw = conf.isGateway && !!conf.ipamType;
   const vlanGwName = conf.vlan !== 0 && wantsGw ? `${br}.${conf.vlan}` : undefined;
-  const gwDev = vlanGwName ?? br;
-  const gwDevExists = vlanGwName ? linkState(vlanGwName) !== 'absent' : bridgeExists;
-  const vlanGw = vlanGwName ? { name: vlanGwName, peer: randomVethName(), exists: gwDevExists } : undefined;
 
-  // Phase 1, concurrently: IPAM ADD; one host batch (bridge, veth pair with the
-  // container end created straight in the pod's netns, port flags); the
-  // gateway device's current addresses.
-  const hostLines = renderHostBatch(conf, {
-    bridgeExists,
-    newBridgeMac: randomMac(),
-    pinBridgeMac: undefined,
-    hostVeth,
-    netns: args.netns,
-    ifName: args.ifName,
-    addrLines: [],
-    vlanGw,
-  });
-  undo.push('delete host veth', () => deleteHostLink(hostVeth));
-  if (vlanGw && !vlanGw.exists) undo.push('delete vlan gateway veth', () => deleteHostLink(vlanGw.name));
+  // IPAM first: an external IPAM process then runs while we do the host side.
   const ipamType = conf.ipamType;
-  // Processes are spawned first: in-process IPAM may do synchronous file work that
-  // would otherwise delay their start.
-  const [, gwAddrs, ipam] = await allOrThrow<[void, AddrInfo[], Result | undefined]>([
-    runHostBatch(hostLines, !bridgeExists, br).then(() => logDebug('bridge ADD: host batch done', performance.now().toFixed(1))),
-    wantsGw && gwDevExists
-      ? ipJson(['addr', 'show', 'dev', gwDev]).then((l) => {
-          logDebug('bridge ADD: gateway addresses read', performance.now().toFixed(1));
-          return l[0]?.addr_info ?? [];
-        })
-      : Promise.resolve([]),
-    ipamType
-      ? delegateAdd(ipamType, args.stdinData, args.env).then((r) => {
-          logDebug('bridge ADD: IPAM done', performance.now().toFixed(1));
-          undo.push('IPAM DEL', () => delegate('DEL', ipamType, args.stdinData, args.env));
-          return r;
-        })
-      : Promise.resolve(undefined),
-  ]);
-  logDebug('bridge ADD: ipam + host batch done', performance.now().toFixed(1));
+  const ipamP = ipamType
+    ? delegateAdd(ipamType, args.stdinData, args.env).then((r) => {
+        logDebug('bridge ADD: IPAM done', performance.now().toFixed(1));
+        undo.push('IPAM DEL', () => delegate('DEL', ipamType, args.stdinData, args.env));
+        return r;
+      })
+    : Promise.resolve(undefined);
+  // Host side, in-process: bridge, veth pair (container end straight into the pod's netns), port flags.
+  let bridge: LinkInfo;
+  let hostLink: LinkInfo;
+  let gwLink: LinkInfo | undefined;
+  let vlanGwPeer: string | undefined;
+  try {
+    bridge = ensureBridge(k.host, conf);
+    undo.push('delete host veth', async () => k.host.deleteLink(hostVeth));
+    hostLink = createPodVeth(k.host, conf, bridge, hostVeth, k.ns, args.ifName);
+    if (vlanGwName) {
+      gwLink = k.host.getLink(vlanGwName);
+      if (!gwLink) {
+        vlanGwPeer = randomVethName();
+        undo.push('delete vlan gateway veth', async () => k.host.deleteLink(vlanGwName));
+        gwLink = createVlanGateway(k.host, conf, bridge, vlanGwName, vlanGwPeer);
+      }
+    } else if (wantsGw) {
+      gwLink = bridge;
+    }
+  } catch (e) {
+    await ipamP.catch(() => undefined); // let IPAM finish and register its undo step
+    throw e;
+  }
+  logDebug('bridge ADD: host links done', performance.now().toFixed(1));
+  const ipam = await ipamP;
   failpoint(args, 'after-ipam');
   failpoint(args, 'after-veth');
 
@@ -168,29 +156,13 @@ async function addSteps(args: CmdArgs, conf: BridgeConfig, bridgeExists: boolean
     plan = planGateways(ipam, conf);
     dns = conf.dns ?? ipam.dns;
   }
-  const addrLines = plan && wantsGw ? planBridgeAddrs(gwDev, gwAddrs, plan.bridgeAddrs, conf.forceAddress, !conf.enabledad) : [];
 
   writeSysctl(`net/ipv6/conf/${br}/accept_ra`, '0', { ifChanged: true });
   writeSysctl(`net/ipv6/conf/${hostVeth}/accept_ra`, '0');
-  if (vlanGw && !vlanGw.exists) writeSysctl(`net/ipv6/conf/${vlanGw.peer}/accept_ra`, '0');
+  if (vlanGwPeer) writeSysctl(`net/ipv6/conf/${vlanGwPeer}/accept_ra`, '0');
 
-  // Phase 2, concurrently: host follow-ups (VLANs, gateway address), the pod side, masquerade.
+  // Masquerade runs as a child (iptables-restore / nft); start it, then do the kernel work meanwhile.
   const tasks: Array<Promise<unknown>> = [];
-  const defaultPvid = Number(readLinkFile(br, 'bridge/default_pvid') ?? '1');
-  const vlanLines = renderPortVlans(hostVeth, conf.vlan, conf.vlanTrunk, conf.preserveDefaultVlan, defaultPvid);
-  if (vlanGw && !vlanGw.exists) vlanLines.push(...renderPortVlans(vlanGw.peer, conf.vlan, undefined, conf.preserveDefaultVlan, defaultPvid));
-  if (vlanLines.length) tasks.push(run(['bridge', '-batch', '-'], { input: `${vlanLines.join('\n')}\n` }));
-  if (addrLines.length) {
-    // Pin the bridge MAC once it carries an address, so it does not follow its ports.
-    const mac = vlanGw ? undefined : readLinkFile(br, 'address');
-    tasks.push(ipBatchRaw(mac ? [...addrLines, `link set dev ${br} address ${mac}`] : addrLines));
-  }
-  let contLink: IpLink | undefined;
-  tasks.push(
-    configurePod(args, conf, plan).then((l) => {
-      contLink = l;
-    }),
-  );
   if (plan && conf.ipMasq) {
     const cidrs = plan.ips.map((ip) => ip.address);
     undo.push('masquerade teardown', () =>
@@ -198,7 +170,25 @@ async function addSteps(args: CmdArgs, conf: BridgeConfig, bridgeExists: boolean
     );
     tasks.push(setupMasquerade(conf.ipMasqBackend ?? detectMasqBackend(), cidrs, conf.name, args.ifName, args.containerId));
   }
-  await allOrThrow(tasks);
+  // Host follow-ups: port VLANs, the gateway addresses (bridge MAC pinned once it carries one).
+  const defaultPvid = Number(readLinkFile(br, 'bridge/default_pvid') ?? '1');
+  applyPortVlans(k.host, hostLink.index, planPortVlans(conf.vlan, conf.vlanTrunk, conf.preserveDefaultVlan, defaultPvid));
+  if (vlanGwPeer) {
+    const peer = k.host.getLink(vlanGwPeer);
+    if (peer) applyPortVlans(k.host, peer.index, planPortVlans(conf.vlan, undefined, conf.preserveDefaultVlan, defaultPvid));
+  }
+  if (plan && wantsGw && gwLink) {
+    const gw = gwLink;
+    const existing = k.host.listAddrs(undefined, gw.index);
+    const addrPlan = planBridgeAddrs(gw.name, existing, plan.bridgeAddrs, conf.forceAddress, !conf.enabledad);
+    applyBridgeAddrs(k.host, gw.name, gw.index, addrPlan);
+    if (addrPlan.add.length && !vlanGwName) {
+      const mac = readLinkFile(br, 'address');
+      if (mac) k.host.setLink(bridge.index, { mac });
+    }
+  }
+  tasks.push(configurePod(args, conf, plan, k));
+  const [contLink] = (await allOrThrow(tasks.reverse())) as [LinkInfo | undefined];
   logDebug('bridge ADD: pod, gateway and masquerade done', performance.now().toFixed(1));
   failpoint(args, 'after-pod');
   failpoint(args, 'after-masq');
@@ -206,7 +196,7 @@ async function addSteps(args: CmdArgs, conf: BridgeConfig, bridgeExists: boolean
   if (conf.macspoofchk) {
     const refId = spoofRefId(args.containerId, args.ifName);
     undo.push('spoof check teardown', () => teardownSpoofCheck(refId));
-    await setupSpoofCheck(refId, hostVeth, contLink?.address ?? conf.mac ?? '');
+    await setupSpoofCheck(refId, hostVeth, contLink?.mac ?? conf.mac ?? '');
   }
 
   // Forwarding for every family that has a gateway.
@@ -224,8 +214,8 @@ async function addSteps(args: CmdArgs, conf: BridgeConfig, bridgeExists: boolean
     cniVersion: LATEST_VERSION,
     interfaces: [
       { name: br, mac: readLinkFile(br, 'address') ?? '' },
-      { name: hostVeth, mac: readLinkFile(hostVeth, 'address') ?? '' },
-      { name: args.ifName, mac: contLink?.address ?? '', sandbox: args.netns },
+      { name: hostVeth, mac: hostLink.mac },
+      { name: args.ifName, mac: contLink?.mac ?? '', sandbox: args.netns },
     ],
   };
   if (vlanGwName) result.interfaces?.push({ name: vlanGwName, mac: readLinkFile(vlanGwName, 'address') ?? '' });
@@ -237,45 +227,35 @@ async function addSteps(args: CmdArgs, conf: BridgeConfig, bridgeExists: boolean
   return result;
 }
 
-/** Pod side: sysctls and one batch (addresses, up, routes, the link's details). */
-async function configurePod(args: CmdArgs, conf: BridgeConfig, plan: GatewayPlan | undefined): Promise<IpLink | undefined> {
-  const lines: string[] = [];
-  let sysctlP: Promise<unknown> = Promise.resolve();
+/** Pod side, in-process: sysctls (thread briefly in the pod's netns), addresses, link up, routes. */
+async function configurePod(args: CmdArgs, conf: BridgeConfig, plan: GatewayPlan | undefined, k: Kernel): Promise<LinkInfo | undefined> {
+  const link = k.pod.getLink(args.ifName);
+  if (!link) throw new CniError(ErrorCode.Internal, `failed to find "${args.ifName}" in ${args.netns} right after creating it`);
   if (plan) {
     const hasV6 = plan.ips.some((ip) => familyOf(ip.address) === 6);
-    sysctlP = run(sysctlArgv(podSysctls(args.ifName, conf.enabledad, hasV6)), { netns: args.netns });
-    // IPv6 must be enabled before v6 addresses go on; IPv4-only pods need no ordering.
-    if (hasV6) await sysctlP;
-    lines.push(...renderPodAddrs(args.ifName, plan.ips, !conf.enabledad));
-    if (conf.enabledad && hasV6) {
-      await ipBatchRaw(lines, args.netns);
-      lines.length = 0;
-      await settleAddresses(args.ifName, args.netns);
-    }
-    lines.push(...renderPodRoutes(args.ifName, plan.ips, plan.routes));
+    // IPv6 must be enabled before v6 addresses go on.
+    writeSysctlsIn(k.ns, podSysctls(args.ifName, conf.enabledad, hasV6));
+    addPodAddrs(k.pod, link.index, args.ifName, planPodAddrs(plan.ips, !conf.enabledad));
+    k.pod.setLink(link.index, { up: true });
+    if (conf.enabledad && hasV6) await settleAddresses(k.pod, link.index, args.ifName);
+    for (const r of planPodRoutes(plan.ips, plan.routes)) k.pod.addRoute({ ...r, index: link.index }, `"${args.ifName}"`);
   } else if (!conf.disableContainerInterface) {
-    lines.push(`link set dev ${batchArg(args.ifName)} up`);
+    k.pod.setLink(link.index, { up: true });
   }
-  lines.push(`link show dev ${batchArg(args.ifName)}`);
-  const [out] = await allOrThrow<[string, unknown]>([ipBatchRaw(lines, args.netns, { json: true }), sysctlP]);
-  return parseJsonArrays(out).find((l) => l.ifname === args.ifName);
+  return k.pod.getLink(link.index);
 }
 
-function parseJsonArrays(text: string): IpLink[] {
-  const out: IpLink[] = [];
-  for (const chunk of text.trim().split(/\n(?=\[)/)) if (chunk.trim()) out.push(...(JSON.parse(chunk) as IpLink[]));
-  return out;
-}
+const IFA_F_DADFAILED = 0x08;
+const IFA_F_TENTATIVE = 0x40;
 
 /** With enabledad: wait (up to 5 s, as the reference) until no IPv6 address is tentative. */
-async function settleAddresses(ifName: string, netns: string): Promise<void> {
+async function settleAddresses(pod: Rtnl, index: number, ifName: string): Promise<void> {
   const deadline = Date.now() + 5000;
   for (;;) {
-    const [link] = await ipJson(['-6', 'addr', 'show', 'dev', ifName], netns);
-    const addrs = (link?.addr_info ?? []) as Array<{ local: string; dadfailed?: boolean; tentative?: boolean }>;
-    const failed = addrs.find((a) => a.dadfailed);
+    const addrs = pod.listAddrs(6, index);
+    const failed = addrs.find((a) => a.flags & IFA_F_DADFAILED);
     if (failed) throw new CniError(ErrorCode.Internal, `link ${ifName} has address ${failed.local} in DADFAILED state`);
-    if (!addrs.some((a) => a.tentative)) return;
+    if (!addrs.some((a) => a.flags & IFA_F_TENTATIVE)) return;
     if (Date.now() > deadline) throw new CniError(ErrorCode.Internal, `link ${ifName} still has tentative addresses after 5 seconds`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -298,36 +278,53 @@ function prevIps(args: CmdArgs): IpConfig[] | undefined {
   return args.config.prevResult?.ips;
 }
 
+/** Delete the pod's veth pair (either end removes both); gone already, or the netns gone, is success. */
+function deletePodVeth(args: CmdArgs, conf: BridgeConfig): void {
+  const hostVeth = hostVethFromPrev(args, conf);
+  if (hostVeth) {
+    withRtnl(undefined, (host) => host.deleteLink(hostVeth));
+    return;
+  }
+  let ns: NetnsHandle;
+  try {
+    ns = openNetns(args.netns);
+  } catch (e) {
+    if (inspectNetns(args.netns) === 'missing') return; // vanished since the skel looked
+    throw e;
+  }
+  try {
+    withRtnl(ns, (pod) => pod.deleteLink(args.ifName));
+  } finally {
+    closeNetns(ns);
+  }
+}
+
 async function del(args: CmdArgs): Promise<void> {
   const conf = parseBridgeConfig(args.config, args.args);
   logDebug('bridge DEL: start', performance.now().toFixed(1));
   const tasks: Array<Promise<unknown>> = [];
 
-  // The veth pair. With prevResult naming a host veth that is still a port of
-  // our bridge with the MAC the ADD reported, delete it from the host side (no
-  // nsenter); otherwise delete the pod end inside the netns. Deleting either
-  // end removes both. A missing netns or link is success.
-  if (args.netnsState === 'ok') {
-    const hostVeth = hostVethFromPrev(args, conf);
-    tasks.push(
-      (async () => {
-        try {
-          if (hostVeth) await run(['ip', 'link', 'del', 'dev', hostVeth]);
-          else await ipBatchRaw([`link del dev ${batchArg(args.ifName)}`], args.netns);
-        } catch (e) {
-          if (e instanceof ExecError && (/Cannot find device|does not exist/.test(e.stderr) || inspectNetns(args.netns) === 'missing')) return;
-          throw e;
-        }
-      })(),
-    );
-  }
+  // Children first (IPAM when external, rule teardown), so they run while we delete the veth in-process.
   if (conf.ipamType) tasks.push(delegate('DEL', conf.ipamType, args.stdinData, args.env));
   if (conf.macspoofchk) tasks.push(teardownSpoofCheck(spoofRefId(args.containerId, args.ifName)));
   // Teardown is keyed by the rules' tags; prevResult only narrows the families to look at.
   if (conf.ipamType && conf.ipMasq) {
     const ips = prevIps(args);
     const families: Family[] = ips && ips.length ? familiesOf(ips.map((i) => i.address)) : [4, 6];
-    tasks.push(teardownMasquerade({ network: conf.name, ifname: args.ifName, containerId: args.containerId, families, cidrs: ips?.map((i) => i.address) }));
+    tasks.push(
+      teardownMasquerade({ network: conf.name, ifname: args.ifName, containerId: args.containerId, families, cidrs: ips?.map((i) => i.address), backend: conf.ipMasqBackend ?? detectMasqBackend() }),
+    );
+  }
+  // The veth pair. With prevResult naming a host veth that is still a port of
+  // our bridge with the MAC the ADD reported, delete it from the host side;
+  // otherwise delete the pod end inside the netns. Deleting either end
+  // removes both. A missing netns or link is success.
+  if (args.netnsState === 'ok') {
+    try {
+      deletePodVeth(args, conf);
+    } catch (e) {
+      tasks.push(Promise.reject(e));
+    }
   }
   const results = await Promise.allSettled(tasks.map((t, i) => t.finally(() => logDebug(`bridge DEL: task ${i} done`, performance.now().toFixed(1)))));
   const errors = results.flatMap((r) => (r.status === 'rejected' ? [toCniError(r.reason)] : []));

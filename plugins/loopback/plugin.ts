@@ -5,23 +5,22 @@
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import type { CmdArgs, Plugin } from '../../lib/cni/skel.ts';
 import type { IpConfig, Result } from '../../lib/cni/types.ts';
-import { ExecError } from '../../lib/exec.ts';
-import { ipBatch, ipJson, isUp, type IpLink } from '../../lib/ip/ip.ts';
-import { inspectNetns } from '../../lib/netns.ts';
+import type { AddrInfo, LinkInfo } from '../../lib/netlink/messages.ts';
+import { withRtnl, type Rtnl } from '../../lib/netlink/rtnl.ts';
+import { closeNetns, inspectNetns, openNetns } from '../../lib/netns.ts';
 import { LATEST_VERSION } from '../../lib/cni/version.ts';
 import { TSCNI_VERSION } from '../../lib/version-info.ts';
 
-function loopbackResult(netns: string, link: IpLink | undefined): Result {
+function loopbackResult(netns: string, addrs: readonly AddrInfo[]): Result {
   const ips: IpConfig[] = [];
-  const addrs = link?.addr_info ?? [];
-  for (const family of ['inet', 'inet6'] as const) {
+  for (const family of [4, 6] as const) {
     const all = addrs.filter((a) => a.family === family);
-    const nonLoopback = all.find((a) => (family === 'inet' ? !a.local.startsWith('127.') : a.local !== '::1'));
+    const nonLoopback = all.find((a) => (family === 4 ? !a.local.startsWith('127.') : a.local !== '::1'));
     if (nonLoopback) {
       throw new CniError(ErrorCode.Internal, `loopback interface found with non-loopback address "${nonLoopback.local}"`);
     }
     const first = all[0];
-    if (first) ips.push({ interface: 0, address: `${first.local}/${first.prefixlen}` });
+    if (first) ips.push({ interface: 0, address: `${first.local}/${first.prefixLen}` });
   }
   return {
     cniVersion: LATEST_VERSION,
@@ -30,27 +29,44 @@ function loopbackResult(netns: string, link: IpLink | undefined): Result {
   };
 }
 
+/** Run `fn` on `lo` in the pod's namespace (opened once, by descriptor). */
+function inPodLo<T>(netns: string, fn: (nl: Rtnl, lo: LinkInfo) => T): T {
+  const ns = openNetns(netns);
+  try {
+    return withRtnl(ns, (nl) => {
+      const lo = nl.getLink('lo');
+      if (!lo) throw new CniError(ErrorCode.Internal, `loopback interface not found in ${netns}`);
+      return fn(nl, lo);
+    });
+  } finally {
+    closeNetns(ns);
+  }
+}
+
 async function add(args: CmdArgs): Promise<Result> {
-  const links = await ipBatch(['link set lo up', 'addr show dev lo'], args.netns, true);
-  const result = loopbackResult(args.netns, links.find((l) => l.ifname === 'lo'));
+  const addrs = inPodLo(args.netns, (nl, lo) => {
+    if (!lo.up) nl.setLink(lo.index, { up: true });
+    return nl.listAddrs(undefined, lo.index);
+  });
+  const result = loopbackResult(args.netns, addrs);
   return args.config.prevResult ?? result;
 }
 
 async function del(args: CmdArgs): Promise<void> {
   if (args.netnsState !== 'ok' && args.netnsState !== 'own') return; // netns gone: nothing left to undo
   try {
-    await ipBatch(['link set lo down'], args.netns);
+    inPodLo(args.netns, (nl, lo) => nl.setLink(lo.index, { up: false }));
   } catch (e) {
-    // The namespace may vanish between the check and the command: still a successful DEL.
-    if (e instanceof ExecError && inspectNetns(args.netns) === 'missing') return;
+    // The namespace may vanish between the check and the call: still a successful DEL.
+    if (inspectNetns(args.netns) === 'missing') return;
     throw e;
   }
 }
 
 async function check(args: CmdArgs): Promise<void> {
-  const [lo] = await ipJson(['link', 'show', 'dev', 'lo'], args.netns);
-  if (!lo) throw new CniError(ErrorCode.Internal, 'loopback interface not found');
-  if (!isUp(lo)) throw new CniError(ErrorCode.Internal, 'loopback interface is down');
+  inPodLo(args.netns, (_nl, lo) => {
+    if (!lo.up) throw new CniError(ErrorCode.Internal, 'loopback interface is down');
+  });
 }
 
 export const loopbackPlugin: Plugin = {

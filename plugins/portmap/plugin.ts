@@ -17,6 +17,7 @@ import { run } from '../../lib/exec.ts';
 import { detectMasqBackend, hasCommand } from '../../lib/firewall/masquerade.ts';
 import type { Family } from '../../lib/ip/prefix.ts';
 import { logDebug } from '../../lib/log.ts';
+import { withRtnl } from '../../lib/netlink/rtnl.ts';
 import { writeSysctl } from '../../lib/sysctl.ts';
 import { checkPodIptables, listTopDnat, setupPodIptables, teardownChainIptables, teardownPodIptables } from './apply-iptables.ts';
 import { checkPodNft, setupPodNft, teardownPodNft } from './apply-nftables.ts';
@@ -103,11 +104,14 @@ async function flushUdpConntrack(rec: AttachmentRecord): Promise<void> {
  * pod (IPv4 only). Only a directly connected pod link qualifies: when the pod
  * is reached through a gateway (say the default route on the uplink), we do
  * not open the host's uplink to 127.0.0.0/8 traffic as the reference would.
+ * The route is looked up in-process (RTM_GETROUTE, as the reference's RouteGet).
  */
-async function enableRouteLocalnet(podIp: string): Promise<void> {
-  const routes = JSON.parse((await run(['ip', '-json', 'route', 'get', podIp])).stdout) as { dev?: string; gateway?: string }[];
-  if (!routes[0] || routes[0].gateway) return;
-  const dev = routes[0].dev;
+function enableRouteLocalnet(podIp: string): void {
+  const dev = withRtnl(undefined, (host) => {
+    const route = host.routeGet(podIp);
+    if (!route || route.gateway || route.oif === undefined) return undefined;
+    return host.getLink(route.oif)?.name;
+  });
   if (dev && !writeSysctl(`net/ipv4/conf/${dev}/route_localnet`, '1', { ifChanged: true })) {
     throw new CniError(ErrorCode.Internal, `unable to enable route_localnet on ${dev}`);
   }

@@ -4,7 +4,7 @@ import { CniError } from '../../../lib/cni/errors.ts';
 import type { NetConf } from '../../../lib/cni/types.ts';
 import { addrOf, canonicalCidr, firstHostOf, networkOf, prefixContains } from '../../../lib/ip/prefix.ts';
 import { collectVlanTrunk, parseBridgeConfig } from '../../../plugins/bridge/config.ts';
-import { planBridgeAddrs, planGateways, podSysctls, renderHostBatch, renderPodAddrs, renderPodRoutes, renderPortVlans } from '../../../plugins/bridge/render.ts';
+import { planBridgeAddrs, planGateways, planPodAddrs, planPodRoutes, planPortVlans, podSysctls } from '../../../plugins/bridge/render.ts';
 
 const base = (extra: Record<string, unknown> = {}): NetConf => ({ cniVersion: '1.0.0', name: 'tscni-tb-unit', type: 'bridge', ...extra }) as NetConf;
 
@@ -96,62 +96,56 @@ describe('ADD plan', () => {
   });
   it('plans bridge addresses as ensureAddr does', () => {
     const want = { 4: ['10.241.5.1/24'], 6: [] as string[] };
-    expect(planBridgeAddrs('tbunit0', [], want, false, true)).toEqual(['addr replace 10.241.5.1/24 dev tbunit0']);
-    expect(planBridgeAddrs('tbunit0', [{ family: 'inet', local: '10.241.5.1', prefixlen: 24 }], want, false, true)).toEqual([]);
-    const e = errorOf(() => planBridgeAddrs('tbunit0', [{ family: 'inet', local: '10.241.6.1', prefixlen: 24 }], want, false, true));
+    expect(planBridgeAddrs('tbunit0', [], want, false, true)).toEqual({ remove: [], add: [{ cidr: '10.241.5.1/24', nodad: false }] });
+    expect(planBridgeAddrs('tbunit0', [{ family: 4, local: '10.241.5.1', prefixLen: 24 }], want, false, true)).toEqual({ remove: [], add: [] });
+    const e = errorOf(() => planBridgeAddrs('tbunit0', [{ family: 4, local: '10.241.6.1', prefixLen: 24 }], want, false, true));
     expect(e.msg).toBe('failed to set bridge addr: "tbunit0" already has an IP address different from 10.241.5.1/24');
-    expect(planBridgeAddrs('tbunit0', [{ family: 'inet', local: '10.241.6.1', prefixlen: 24 }], want, true, true)).toEqual([
-      'addr del 10.241.6.1/24 dev tbunit0',
-      'addr replace 10.241.5.1/24 dev tbunit0',
-    ]);
-    // Non-overlapping IPv6 subnets may share the bridge.
+    expect(planBridgeAddrs('tbunit0', [{ family: 4, local: '10.241.6.1', prefixLen: 24 }], want, true, true)).toEqual({
+      remove: ['10.241.6.1/24'],
+      add: [{ cidr: '10.241.5.1/24', nodad: false }],
+    });
+    // Non-overlapping IPv6 subnets may share the bridge; link-local addresses never conflict.
     expect(
-      planBridgeAddrs('tbunit0', [{ family: 'inet6', local: 'fd10:241:0:9::1', prefixlen: 64 }], { 4: [], 6: ['fd10:241:0:5::1/64'] }, false, true),
-    ).toEqual(['addr replace fd10:241:0:5::1/64 dev tbunit0 nodad']);
+      planBridgeAddrs(
+        'tbunit0',
+        [
+          { family: 6, local: 'fd10:241:0:9::1', prefixLen: 64 },
+          { family: 6, local: 'fe80::1', prefixLen: 64, scope: 253 },
+        ],
+        { 4: [], 6: ['fd10:241:0:5::1/64'] },
+        false,
+        true,
+      ),
+    ).toEqual({ remove: [], add: [{ cidr: 'fd10:241:0:5::1/64', nodad: true }] });
   });
-  it('renders the host batch', () => {
-    const c = parseBridgeConfig(base({ bridge: 'tbunit0', mtu: 1400, hairpinMode: true, vlan: 5 }), 'MAC=02:00:00:00:00:09');
-    expect(
-      renderHostBatch(c, { bridgeExists: false, newBridgeMac: '02:aa:aa:aa:aa:aa', pinBridgeMac: undefined, hostVeth: 'veth01020304', netns: '/run/netns/x', ifName: 'eth0', addrLines: ['addr replace 10.241.5.1/24 dev tbunit0'] }),
-    ).toEqual([
-      'link add name tbunit0 mtu 1400 address 02:aa:aa:aa:aa:aa type bridge vlan_filtering 1',
-      'link set dev tbunit0 up',
-      'link add name veth01020304 mtu 1400 type veth peer name eth0 mtu 1400 address 02:00:00:00:00:09 netns /run/netns/x',
-      'link set dev veth01020304 master tbunit0 up',
-      'link set dev veth01020304 type bridge_slave hairpin on isolated off',
-      'addr replace 10.241.5.1/24 dev tbunit0',
+  it('plans port VLANs as the reference', () => {
+    expect(planPortVlans(5, undefined, false, 1)).toEqual([
+      { op: 'del', vid: 1 },
+      { op: 'add', vid: 5, pvid: true, untagged: true },
     ]);
+    expect(planPortVlans(0, [3, 4], false, 1)).toEqual([
+      { op: 'del', vid: 1 },
+      { op: 'add', vid: 3 },
+      { op: 'add', vid: 4 },
+      { op: 'add', vid: 1, pvid: true, untagged: true },
+    ]);
+    expect(planPortVlans(5, undefined, true, 1)).toEqual([{ op: 'add', vid: 5, pvid: true, untagged: true }]);
+    expect(planPortVlans(0, undefined, false, 1)).toEqual([]);
   });
-  it('renders port VLANs as the reference', () => {
-    expect(renderPortVlans('v', 5, undefined, false, 1)).toEqual(['vlan del dev v vid 1', 'vlan add dev v vid 5 pvid untagged']);
-    expect(renderPortVlans('v', 0, [3, 4], false, 1)).toEqual(['vlan del dev v vid 1', 'vlan add dev v vid 3', 'vlan add dev v vid 4', 'vlan add dev v vid 1 pvid untagged']);
-    expect(renderPortVlans('v', 5, undefined, true, 1)).toEqual(['vlan add dev v vid 5 pvid untagged']);
-    expect(renderPortVlans('v', 0, undefined, false, 1)).toEqual([]);
-  });
-  it('renders the pod side', () => {
+  it('plans the pod side', () => {
     expect(podSysctls('eth0', false, false)).toEqual([
       ['net/ipv6/conf/eth0/accept_dad', '0'],
       ['net/ipv4/conf/eth0/arp_notify', '1'],
     ]);
-    expect(renderPodAddrs('eth0', [{ address: '10.241.5.2/24' }, { address: 'fd10:241:0:5::2/64' }], true)).toEqual([
-      'addr add 10.241.5.2/24 dev eth0',
-      'addr add fd10:241:0:5::2/64 dev eth0 nodad',
-      'link set dev eth0 up',
+    expect(planPodAddrs([{ address: '10.241.5.2/24' }, { address: 'fd10:241:0:5::2/64' }], true)).toEqual([
+      { cidr: '10.241.5.2/24', nodad: false },
+      { cidr: 'fd10:241:0:5::2/64', nodad: true },
     ]);
     expect(
-      renderPodRoutes('eth0', [{ address: '10.241.5.2/24', gateway: '10.241.5.1' }], [{ dst: '0.0.0.0/0' }, { dst: '10.241.77.9/24', gw: '10.241.5.3', priority: 5, table: 100, scope: 0 }]),
-    ).toEqual(['route append 0.0.0.0/0 via 10.241.5.1 dev eth0', 'route append 10.241.77.0/24 via 10.241.5.3 dev eth0 metric 5 table 100 scope 0']);
-  });
-});
-
-describe('ipInNetns', () => {
-  it('uses ip -n for /run/netns names and nsenter for any other path', async () => {
-    const { ipInNetns, batchWords } = await import('../../../plugins/bridge/links.ts');
-    expect(ipInNetns('/run/netns/cni-1234')).toEqual({ prefix: ['ip', '-n', 'cni-1234'], netns: undefined });
-    expect(ipInNetns('/var/run/netns/cni-1234')).toEqual({ prefix: ['ip', '-n', 'cni-1234'], netns: undefined });
-    expect(ipInNetns('/proc/42/ns/net')).toEqual({ prefix: ['ip'], netns: '/proc/42/ns/net' });
-    expect(ipInNetns('/run/netns/a b')).toEqual({ prefix: ['ip'], netns: '/run/netns/a b' });
-    expect(ipInNetns(undefined)).toEqual({ prefix: ['ip'], netns: undefined });
-    expect(batchWords(`link add name v type veth peer name "e#0" netns '/tmp/a "b"'`)).toEqual(['link', 'add', 'name', 'v', 'type', 'veth', 'peer', 'name', 'e#0', 'netns', '/tmp/a "b"']);
+      planPodRoutes([{ address: '10.241.5.2/24', gateway: '10.241.5.1' }], [{ dst: '0.0.0.0/0' }, { dst: '10.241.77.9/24', gw: '10.241.5.3', priority: 5, table: 100, scope: 0 }]),
+    ).toEqual([
+      { dst: '0.0.0.0/0', gw: '10.241.5.1' },
+      { dst: '10.241.77.0/24', gw: '10.241.5.3', priority: 5, table: 100, scope: 0 },
+    ]);
   });
 });

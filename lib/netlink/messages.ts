@@ -1,0 +1,472 @@
+/**
+ * rtnetlink requests and replies as data, pure: what each operation sends
+ * (type, flags, family header, attributes) and small typed records decoded
+ * from what the kernel answers. The socket and sequence numbers live in
+ * socket.ts; the operations that name their object in errors in rtnl.ts.
+ *
+ * Each builder mirrors what iproute2 sends for the same command, so a golden
+ * test can compare against `ip -d monitor` captures when in doubt.
+ */
+import { formatAddr, parseAddr, type Family } from '../ip/prefix.ts';
+import {
+  AF_BRIDGE,
+  AF_INET,
+  AF_INET6,
+  AF_UNSPEC,
+  BRIDGE_VLAN_INFO_PVID,
+  BRIDGE_VLAN_INFO_UNTAGGED,
+  IFA_ADDRESS,
+  IFA_BROADCAST,
+  IFA_FLAGS,
+  IFA_F_NODAD,
+  IFA_LOCAL,
+  IFF_PROMISC,
+  IFF_UP,
+  IFLA_ADDRESS,
+  IFLA_AF_SPEC,
+  IFLA_BR_VLAN_FILTERING,
+  IFLA_BRIDGE_VLAN_INFO,
+  IFLA_BRPORT_ISOLATED,
+  IFLA_BRPORT_LEARNING,
+  IFLA_BRPORT_MODE,
+  IFLA_IFNAME,
+  IFLA_INFO_DATA,
+  IFLA_INFO_KIND,
+  IFLA_INFO_SLAVE_DATA,
+  IFLA_INFO_SLAVE_KIND,
+  IFLA_LINK,
+  IFLA_LINKINFO,
+  IFLA_MASTER,
+  IFLA_MTU,
+  IFLA_NET_NS_FD,
+  IFLA_OPERSTATE,
+  NLM_F_ACK,
+  NLM_F_APPEND,
+  NLM_F_CREATE,
+  NLM_F_DUMP,
+  NLM_F_EXCL,
+  NLM_F_REPLACE,
+  NLM_F_REQUEST,
+  RTA_DST,
+  RTA_GATEWAY,
+  RTA_METRICS,
+  RTA_OIF,
+  RTA_PRIORITY,
+  RTA_TABLE,
+  RTAX_ADVMSS,
+  RTAX_MTU,
+  RTM_DELADDR,
+  RTM_DELLINK,
+  RTM_GETADDR,
+  RTM_GETLINK,
+  RTM_GETROUTE,
+  RTM_NEWADDR,
+  RTM_NEWLINK,
+  RTM_NEWROUTE,
+  RTM_SETLINK,
+  RTN_UNICAST,
+  RTPROT_BOOT,
+  RT_SCOPE_LINK,
+  RT_SCOPE_UNIVERSE,
+  RT_TABLE_MAIN,
+  RT_TABLE_UNSPEC,
+  attrBytes,
+  attrNest,
+  attrStr,
+  attrText,
+  attrU32,
+  attrU8,
+  encodeAttrs,
+  formatMac,
+  ifaddrmsg,
+  ifinfomsg,
+  parseAttrs,
+  parseMac,
+  rtmsg,
+  type Attr,
+} from './codec.ts';
+
+/** A request without its sequence number (the socket assigns it). */
+export interface Request {
+  type: number;
+  flags: number;
+  header: Buffer;
+  attrs: Attr[];
+}
+
+const REQ_ACK = NLM_F_REQUEST | NLM_F_ACK;
+const CREATE_EXCL = REQ_ACK | NLM_F_CREATE | NLM_F_EXCL;
+
+/** A link by index (> 0) or by name. */
+export type LinkRef = number | string;
+
+function refHeader(ref: LinkRef, extra: { flags?: number; change?: number; family?: number } = {}): { header: Buffer; attrs: Attr[] } {
+  if (typeof ref === 'number') return { header: ifinfomsg({ index: ref, ...extra }), attrs: [] };
+  return { header: ifinfomsg(extra), attrs: [attrStr(IFLA_IFNAME, ref)] };
+}
+
+/** Address bytes (4 or 16) of an IP address string. */
+export function addrBytes(ip: string): { family: Family; bytes: Buffer } {
+  const { family, addr } = parseAddr(ip);
+  const n = family === 4 ? 4 : 16;
+  const b = Buffer.alloc(n);
+  let v = addr;
+  for (let i = n - 1; i >= 0; i--) {
+    b[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return { family, bytes: b };
+}
+
+/** IP address text of 4 or 16 address bytes. */
+export function formatAddrBytes(b: Uint8Array): string {
+  let v = 0n;
+  for (const x of b) v = (v << 8n) | BigInt(x);
+  return formatAddr(b.length === 4 ? 4 : 6, v);
+}
+
+const afOf = (f: Family) => (f === 4 ? AF_INET : AF_INET6);
+
+export interface NewBridge {
+  name: string;
+  mtu?: number;
+  mac?: string;
+  vlanFiltering?: boolean;
+}
+
+/** `ip link add name NAME [mtu N] [address MAC] type bridge [vlan_filtering 1]` (fails with EEXIST if it exists). */
+export function newBridgeRequest(b: NewBridge): Request {
+  const attrs: Attr[] = [attrStr(IFLA_IFNAME, b.name)];
+  if (b.mtu) attrs.push(attrU32(IFLA_MTU, b.mtu));
+  if (b.mac) attrs.push(attrBytes(IFLA_ADDRESS, parseMac(b.mac)));
+  const info: Attr[] = [attrStr(IFLA_INFO_KIND, 'bridge')];
+  if (b.vlanFiltering) info.push(attrNest(IFLA_INFO_DATA, [attrU8(IFLA_BR_VLAN_FILTERING, 1)]));
+  attrs.push(attrNest(IFLA_LINKINFO, info));
+  return { type: RTM_NEWLINK, flags: CREATE_EXCL, header: ifinfomsg(), attrs };
+}
+
+export interface NewVeth {
+  name: string;
+  peerName: string;
+  mtu?: number;
+  /** MAC of the peer (the container end). */
+  peerMac?: string;
+  /** Create the peer straight in this network namespace (a file descriptor). */
+  peerNetnsFd?: number;
+}
+
+/** `ip link add NAME [mtu N] type veth peer name PEER [mtu N] [address MAC] [netns FD]`. */
+export function newVethRequest(v: NewVeth): Request {
+  const peer: Attr[] = [attrStr(IFLA_IFNAME, v.peerName)];
+  if (v.mtu) peer.push(attrU32(IFLA_MTU, v.mtu));
+  if (v.peerMac) peer.push(attrBytes(IFLA_ADDRESS, parseMac(v.peerMac)));
+  if (v.peerNetnsFd !== undefined) peer.push(attrU32(IFLA_NET_NS_FD, v.peerNetnsFd));
+  // VETH_INFO_PEER carries a struct ifinfomsg followed by the peer's attributes.
+  const peerInfo = Buffer.concat([ifinfomsg(), encodeAttrs(peer)]);
+  const attrs: Attr[] = [attrStr(IFLA_IFNAME, v.name)];
+  if (v.mtu) attrs.push(attrU32(IFLA_MTU, v.mtu));
+  attrs.push(attrNest(IFLA_LINKINFO, [attrStr(IFLA_INFO_KIND, 'veth'), attrNest(IFLA_INFO_DATA, [attrBytes(1, peerInfo)])]));
+  return { type: RTM_NEWLINK, flags: CREATE_EXCL, header: ifinfomsg(), attrs };
+}
+
+export interface LinkChange {
+  up?: boolean;
+  promisc?: boolean;
+  /** Master by index; 0 releases the link from its master. */
+  master?: number;
+  mtu?: number;
+  mac?: string;
+  /** Move the link into the network namespace with this file descriptor. */
+  netnsFd?: number;
+  /** Rename. */
+  name?: string;
+}
+
+/** `ip link set dev REF [up|down] [promisc on|off] [master M] [mtu N] [address MAC] [netns FD] [name NEW]`. */
+export function setLinkRequest(ref: LinkRef, c: LinkChange): Request {
+  let flags = 0;
+  let change = 0;
+  if (c.up !== undefined) {
+    change |= IFF_UP;
+    if (c.up) flags |= IFF_UP;
+  }
+  if (c.promisc !== undefined) {
+    change |= IFF_PROMISC;
+    if (c.promisc) flags |= IFF_PROMISC;
+  }
+  if (c.name !== undefined && typeof ref !== 'number') throw new Error('setLinkRequest: a rename needs the link index');
+  const { header, attrs } = refHeader(ref, { flags, change });
+  if (c.mtu) attrs.push(attrU32(IFLA_MTU, c.mtu));
+  if (c.mac) attrs.push(attrBytes(IFLA_ADDRESS, parseMac(c.mac)));
+  if (c.master !== undefined) attrs.push(attrU32(IFLA_MASTER, c.master));
+  if (c.netnsFd !== undefined) attrs.push(attrU32(IFLA_NET_NS_FD, c.netnsFd));
+  if (c.name) attrs.push(attrStr(IFLA_IFNAME, c.name));
+  return { type: RTM_NEWLINK, flags: REQ_ACK, header, attrs };
+}
+
+export interface BridgePortChange {
+  hairpin?: boolean;
+  isolated?: boolean;
+  learning?: boolean;
+}
+
+/** `ip link set dev REF type bridge_slave [hairpin on|off] [isolated on|off] [learning on|off]`. */
+export function setBridgePortRequest(ref: LinkRef, p: BridgePortChange): Request {
+  const { header, attrs } = refHeader(ref);
+  const data: Attr[] = [];
+  if (p.hairpin !== undefined) data.push(attrU8(IFLA_BRPORT_MODE, p.hairpin ? 1 : 0));
+  if (p.learning !== undefined) data.push(attrU8(IFLA_BRPORT_LEARNING, p.learning ? 1 : 0));
+  if (p.isolated !== undefined) data.push(attrU8(IFLA_BRPORT_ISOLATED, p.isolated ? 1 : 0));
+  attrs.push(attrNest(IFLA_LINKINFO, [attrStr(IFLA_INFO_SLAVE_KIND, 'bridge'), attrNest(IFLA_INFO_SLAVE_DATA, data)]));
+  return { type: RTM_NEWLINK, flags: REQ_ACK, header, attrs };
+}
+
+/** `bridge vlan add|del dev REF vid V [pvid] [untagged]` (RTM_SETLINK / RTM_DELLINK with AF_BRIDGE). */
+export function bridgeVlanRequest(op: 'add' | 'del', index: number, vid: number, opts: { pvid?: boolean; untagged?: boolean } = {}): Request {
+  const info = Buffer.alloc(4);
+  info.writeUInt16LE((opts.pvid ? BRIDGE_VLAN_INFO_PVID : 0) | (opts.untagged ? BRIDGE_VLAN_INFO_UNTAGGED : 0), 0);
+  info.writeUInt16LE(vid, 2);
+  return {
+    type: op === 'add' ? RTM_SETLINK : RTM_DELLINK,
+    flags: REQ_ACK,
+    header: ifinfomsg({ family: AF_BRIDGE, index }),
+    attrs: [attrNest(IFLA_AF_SPEC, [attrBytes(IFLA_BRIDGE_VLAN_INFO, info)])],
+  };
+}
+
+/** `ip link del dev REF`. */
+export function delLinkRequest(ref: LinkRef): Request {
+  const { header, attrs } = refHeader(ref);
+  return { type: RTM_DELLINK, flags: REQ_ACK, header, attrs };
+}
+
+/** `ip link show dev REF` (one link), or every link when ref is undefined (a dump). */
+export function getLinkRequest(ref?: LinkRef): Request {
+  if (ref === undefined) return { type: RTM_GETLINK, flags: NLM_F_REQUEST | NLM_F_DUMP, header: ifinfomsg(), attrs: [] };
+  const { header, attrs } = refHeader(ref);
+  return { type: RTM_GETLINK, flags: NLM_F_REQUEST, header, attrs };
+}
+
+export interface AddrChange {
+  index: number;
+  /** "10.1.2.3/24" or "fd00::3/64". */
+  cidr: string;
+  /** IPv6 only: skip duplicate address detection. */
+  nodad?: boolean;
+}
+
+function cidrParts(cidr: string): { family: Family; bytes: Buffer; prefixLen: number } {
+  const slash = cidr.indexOf('/');
+  const ip = slash < 0 ? cidr : cidr.slice(0, slash);
+  const { family, bytes } = addrBytes(ip);
+  const prefixLen = slash < 0 ? (family === 4 ? 32 : 128) : Number(cidr.slice(slash + 1));
+  return { family, bytes, prefixLen };
+}
+
+/** IPv4 broadcast bytes for an address and prefix (none for /31 and /32, as the reference's netlink library). */
+function broadcastOf(bytes: Buffer, prefixLen: number): Buffer | undefined {
+  if (prefixLen >= 31) return undefined;
+  const v = bytes.readUInt32BE(0);
+  const host = prefixLen === 0 ? 0xffffffff : (1 << (32 - prefixLen)) - 1;
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE((v | host) >>> 0);
+  return b;
+}
+
+/** `ip addr add|replace CIDR dev INDEX [nodad]` (IPv4 with its broadcast address, as the reference sets it). */
+export function addAddrRequest(a: AddrChange, mode: 'add' | 'replace' = 'add'): Request {
+  const { family, bytes, prefixLen } = cidrParts(a.cidr);
+  const attrs: Attr[] = [attrBytes(IFA_LOCAL, bytes), attrBytes(IFA_ADDRESS, bytes)];
+  if (family === 4) {
+    const brd = broadcastOf(bytes, prefixLen);
+    if (brd) attrs.push(attrBytes(IFA_BROADCAST, brd));
+  }
+  const flags = family === 6 && a.nodad ? IFA_F_NODAD : 0;
+  if (flags) attrs.push(attrU32(IFA_FLAGS, flags));
+  return {
+    type: RTM_NEWADDR,
+    flags: REQ_ACK | NLM_F_CREATE | (mode === 'replace' ? NLM_F_REPLACE : NLM_F_EXCL),
+    header: ifaddrmsg({ family: afOf(family), prefixLen, flags, scope: RT_SCOPE_UNIVERSE, index: a.index }),
+    attrs,
+  };
+}
+
+/** `ip addr del CIDR dev INDEX`. */
+export function delAddrRequest(a: AddrChange): Request {
+  const { family, bytes, prefixLen } = cidrParts(a.cidr);
+  return { type: RTM_DELADDR, flags: REQ_ACK, header: ifaddrmsg({ family: afOf(family), prefixLen, index: a.index }), attrs: [attrBytes(IFA_LOCAL, bytes)] };
+}
+
+/** Dump addresses of one family (or both). */
+export function getAddrsRequest(family?: Family): Request {
+  return { type: RTM_GETADDR, flags: NLM_F_REQUEST | NLM_F_DUMP, header: ifaddrmsg({ family: family ? afOf(family) : AF_UNSPEC }), attrs: [] };
+}
+
+export interface RouteSpec {
+  /** Destination "10.0.0.0/8", "0.0.0.0/0" or "::/0". */
+  dst: string;
+  gw?: string;
+  index: number;
+  priority?: number;
+  table?: number;
+  scope?: number;
+  mtu?: number;
+  advmss?: number;
+}
+
+/**
+ * `ip route append DST [via GW] dev INDEX [metric M] [table T] [scope S] [mtu N] [advmss N]`.
+ * Append, as the reference's RouteAddEcmp: a second interface may add its own default route.
+ * Scope as iproute2 picks it: IPv4 without a gateway is link scope, otherwise universe.
+ */
+export function addRouteRequest(r: RouteSpec): Request {
+  const { family, bytes, prefixLen } = cidrParts(r.dst);
+  const table = r.table ?? RT_TABLE_MAIN;
+  const scope = r.scope ?? (family === 4 && !r.gw ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE);
+  const attrs: Attr[] = [];
+  if (prefixLen > 0) attrs.push(attrBytes(RTA_DST, bytes));
+  if (r.gw) attrs.push(attrBytes(RTA_GATEWAY, addrBytes(r.gw).bytes));
+  attrs.push(attrU32(RTA_OIF, r.index));
+  if (r.priority !== undefined) attrs.push(attrU32(RTA_PRIORITY, r.priority));
+  if (table > 255) attrs.push(attrU32(RTA_TABLE, table));
+  const metrics: Attr[] = [];
+  if (r.mtu !== undefined) metrics.push(attrU32(RTAX_MTU, r.mtu));
+  if (r.advmss !== undefined) metrics.push(attrU32(RTAX_ADVMSS, r.advmss));
+  if (metrics.length) attrs.push(attrNest(RTA_METRICS, metrics));
+  return {
+    type: RTM_NEWROUTE,
+    flags: REQ_ACK | NLM_F_CREATE | NLM_F_APPEND,
+    header: rtmsg({ family: afOf(family), dstLen: prefixLen, table: table > 255 ? RT_TABLE_UNSPEC : table, protocol: RTPROT_BOOT, scope, type: RTN_UNICAST }),
+    attrs,
+  };
+}
+
+/** Dump routes of one family, every table. */
+export function getRoutesRequest(family: Family): Request {
+  return { type: RTM_GETROUTE, flags: NLM_F_REQUEST | NLM_F_DUMP, header: rtmsg({ family: afOf(family) }), attrs: [] };
+}
+
+/** `ip route get ADDR`: the route the kernel would use to reach one address. */
+export function routeGetRequest(ip: string): Request {
+  const { family, bytes } = addrBytes(ip);
+  return {
+    type: RTM_GETROUTE,
+    flags: REQ_ACK,
+    header: rtmsg({ family: afOf(family), dstLen: family === 4 ? 32 : 128 }),
+    attrs: [attrBytes(RTA_DST, bytes)],
+  };
+}
+
+/** A link as the kernel reports it. */
+export interface LinkInfo {
+  index: number;
+  name: string;
+  flags: number;
+  up: boolean;
+  promisc: boolean;
+  operUp: boolean;
+  mtu: number;
+  mac: string;
+  /** Index of the master (bridge) when enslaved. */
+  master?: number;
+  /** IFLA_LINK: the peer's index for veth (in the peer's namespace). */
+  link?: number;
+  kind?: string;
+  slaveKind?: string;
+}
+
+/** Decode an RTM_NEWLINK payload. */
+export function decodeLink(payload: Buffer): LinkInfo {
+  const index = payload.readInt32LE(4);
+  const flags = payload.readUInt32LE(8);
+  const a = parseAttrs(payload, 16);
+  const info = a.get(IFLA_LINKINFO);
+  const li = info ? parseAttrs(info) : undefined;
+  const mac = a.get(IFLA_ADDRESS);
+  const u32 = (t: number) => (a.get(t)?.length === 4 ? (a.get(t) as Buffer).readUInt32LE(0) : undefined);
+  const out: LinkInfo = {
+    index,
+    name: attrText(a.get(IFLA_IFNAME)) ?? '',
+    flags,
+    up: (flags & IFF_UP) !== 0,
+    promisc: (flags & IFF_PROMISC) !== 0,
+    operUp: a.get(IFLA_OPERSTATE)?.[0] === 6,
+    mtu: u32(IFLA_MTU) ?? 0,
+    mac: mac ? formatMac(mac) : '',
+  };
+  const master = u32(IFLA_MASTER);
+  if (master) out.master = master;
+  const link = u32(IFLA_LINK);
+  if (link !== undefined) out.link = link;
+  const kind = attrText(li?.get(IFLA_INFO_KIND));
+  if (kind) out.kind = kind;
+  const slaveKind = attrText(li?.get(IFLA_INFO_SLAVE_KIND));
+  if (slaveKind) out.slaveKind = slaveKind;
+  return out;
+}
+
+/** An address as the kernel reports it. */
+export interface AddrInfo {
+  family: Family;
+  index: number;
+  /** The address without prefix. */
+  local: string;
+  prefixLen: number;
+  scope: number;
+  /** IFA_F_* (the 32-bit IFA_FLAGS when present). */
+  flags: number;
+}
+
+/** Decode an RTM_NEWADDR payload. */
+export function decodeAddr(payload: Buffer): AddrInfo {
+  const family: Family = payload[0] === AF_INET ? 4 : 6;
+  const a = parseAttrs(payload, 8);
+  const local = a.get(IFA_LOCAL) ?? a.get(IFA_ADDRESS) ?? Buffer.alloc(family === 4 ? 4 : 16);
+  const f32 = a.get(IFA_FLAGS);
+  return {
+    family,
+    index: payload.readUInt32LE(4),
+    local: formatAddrBytes(local),
+    prefixLen: payload[1] as number,
+    scope: payload[3] as number,
+    flags: f32 && f32.length === 4 ? f32.readUInt32LE(0) : (payload[2] as number),
+  };
+}
+
+/** A route as the kernel reports it. */
+export interface RouteInfo {
+  family: Family;
+  /** "10.0.0.0/24", or "0.0.0.0/0" / "::/0" for a default route. */
+  dst: string;
+  gateway?: string;
+  oif?: number;
+  table: number;
+  scope: number;
+  type: number;
+  priority?: number;
+}
+
+/** Decode an RTM_NEWROUTE payload. */
+export function decodeRoute(payload: Buffer): RouteInfo {
+  const family: Family = payload[0] === AF_INET ? 4 : 6;
+  const dstLen = payload[1] as number;
+  const a = parseAttrs(payload, 12);
+  const dst = a.get(RTA_DST);
+  const dstText = dst ? formatAddrBytes(dst) : family === 4 ? '0.0.0.0' : '::';
+  const gw = a.get(RTA_GATEWAY);
+  const table = a.get(RTA_TABLE);
+  const oif = a.get(RTA_OIF);
+  const prio = a.get(RTA_PRIORITY);
+  const out: RouteInfo = {
+    family,
+    dst: `${dstText}/${dstLen}`,
+    table: table ? table.readUInt32LE(0) : (payload[4] as number),
+    scope: payload[6] as number,
+    type: payload[7] as number,
+  };
+  if (gw) out.gateway = formatAddrBytes(gw);
+  if (oif) out.oif = oif.readUInt32LE(0);
+  if (prio) out.priority = prio.readUInt32LE(0);
+  return out;
+}
+

@@ -1,0 +1,257 @@
+/**
+ * rtnetlink operations on one socket bound to one network namespace. Every
+ * operation is synchronous (the kernel answers a route-netlink request
+ * before send() returns), waits for the kernel's ACK, and on failure throws
+ * a NetlinkError that names the operation and the object:
+ *
+ *   failed to create veth "veth1a2b3c" (peer eth0 in /run/netns/x): File exists
+ *
+ * A socket for a pod is created with the thread briefly inside the pod's
+ * namespace (withNetns); afterwards it is used from the host namespace and
+ * still acts on the pod's, so no thread stays in a foreign namespace.
+ */
+import { withNetns, type NetnsHandle } from '../netns.ts';
+import { NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, attrText, encodeMessage, errorCode, parseAttrs, parseMessages, type RawMessage } from './codec.ts';
+import { closeFd, openRouteSocket, recvInto, sendAll, strerror } from './ffi.ts';
+import {
+  addAddrRequest,
+  addRouteRequest,
+  bridgeVlanRequest,
+  decodeAddr,
+  decodeLink,
+  decodeRoute,
+  delAddrRequest,
+  delLinkRequest,
+  getAddrsRequest,
+  getLinkRequest,
+  getRoutesRequest,
+  newBridgeRequest,
+  newVethRequest,
+  routeGetRequest,
+  setBridgePortRequest,
+  setLinkRequest,
+  type AddrChange,
+  type AddrInfo,
+  type BridgePortChange,
+  type LinkChange,
+  type LinkInfo,
+  type LinkRef,
+  type NewBridge,
+  type NewVeth,
+  type Request,
+  type RouteInfo,
+  type RouteSpec,
+} from './messages.ts';
+import type { Family } from '../ip/prefix.ts';
+
+export const EEXIST = 17;
+export const ENODEV = 19;
+export const ENOENT = 2;
+export const EADDRNOTAVAIL = 99;
+export const ESRCH = 3;
+export const ENETUNREACH = 101;
+export const EHOSTUNREACH = 113;
+
+/** A kernel refusal: errno, libc's text, and the kernel's extended ACK message when it gave one. */
+export class NetlinkError extends Error {
+  readonly errno: number;
+  constructor(what: string, errno: number, extack?: string) {
+    super(`failed to ${what}: ${strerror(errno)}${extack ? ` (${extack})` : ''}`);
+    this.name = 'NetlinkError';
+    this.errno = errno;
+  }
+}
+
+const NLM_F_CAPPED = 0x100;
+const NLM_F_ACK_TLVS = 0x200;
+const NLMSGERR_ATTR_MSG = 1;
+
+/** The kernel's extended ACK text of an NLMSG_ERROR message, if any. */
+function extackOf(m: RawMessage): string | undefined {
+  if (!(m.flags & NLM_F_ACK_TLVS)) return undefined;
+  const origLen = m.flags & NLM_F_CAPPED ? NLMSG_HDRLEN : m.payload.readUInt32LE(4);
+  return attrText(parseAttrs(m.payload, 4 + origLen).get(NLMSGERR_ATTR_MSG));
+}
+
+const RECV_BUF = Buffer.alloc(1 << 18);
+
+export class Rtnl {
+  /** Where the socket acts, for messages: "host" or the netns path. */
+  readonly where: string;
+  private fd: number;
+  private seq = Math.floor(Date.now() / 1000) & 0x7fffffff;
+
+  private constructor(fd: number, where: string) {
+    this.fd = fd;
+    this.where = where;
+  }
+
+  /** A socket in the calling thread's namespace (the host, for a plugin). */
+  static host(): Rtnl {
+    return new Rtnl(openRouteSocket(), 'host');
+  }
+
+  /** A socket bound to the namespace `ns`. */
+  static in(ns: NetnsHandle): Rtnl {
+    return new Rtnl(
+      withNetns(ns, () => openRouteSocket()),
+      ns.path,
+    );
+  }
+
+  close(): void {
+    if (this.fd >= 0) closeFd(this.fd);
+    this.fd = -1;
+  }
+
+  /** Send one request; return the messages before the ACK (or before DONE for a dump). */
+  private exchange(req: Request, what: () => string): RawMessage[] {
+    if (this.fd < 0) throw new Error(`netlink socket (${this.where}) is closed`);
+    const seq = ++this.seq;
+    sendAll(this.fd, encodeMessage({ ...req, seq }));
+    const dump = (req.flags & 0x300) === 0x300;
+    const out: RawMessage[] = [];
+    for (;;) {
+      const n = recvInto(this.fd, RECV_BUF);
+      // Copy out: the receive buffer is reused by the next read.
+      for (const m of parseMessages(Buffer.from(RECV_BUF.subarray(0, n)))) {
+        if (m.seq !== seq) continue; // a late reply to an earlier request
+        if (m.type === NLMSG_ERROR) {
+          const errno = errorCode(m.payload);
+          if (errno !== 0) throw new NetlinkError(what(), errno, extackOf(m));
+          return out;
+        }
+        if (m.type === NLMSG_DONE) {
+          if (dump) return out;
+          continue;
+        }
+        out.push(m);
+      }
+    }
+  }
+
+  private act(req: Request, what: () => string): void {
+    this.exchange(req, what);
+  }
+
+  private in(): string {
+    return this.where === 'host' ? '' : ` in ${this.where}`;
+  }
+
+  /** Create a bridge; EEXIST when a link of that name exists. */
+  createBridge(b: NewBridge): void {
+    this.act(newBridgeRequest(b), () => `create bridge "${b.name}"${this.in()}`);
+  }
+
+  /** Create a veth pair; `peerNetns` names where the peer goes (for messages), its fd is in `v`. */
+  createVeth(v: NewVeth, peerNetns?: string): void {
+    this.act(newVethRequest(v), () => `create veth "${v.name}" (peer ${v.peerName}${peerNetns ? ` in ${peerNetns}` : ''})`);
+  }
+
+  setLink(ref: LinkRef, c: LinkChange): void {
+    this.act(setLinkRequest(ref, c), () => `set link ${describeRef(ref)}${this.in()} (${describeChange(c)})`);
+  }
+
+  setBridgePort(ref: LinkRef, p: BridgePortChange): void {
+    this.act(setBridgePortRequest(ref, p), () => `set bridge port flags of ${describeRef(ref)}${this.in()} (${JSON.stringify(p)})`);
+  }
+
+  bridgeVlan(op: 'add' | 'del', index: number, vid: number, opts: { pvid?: boolean; untagged?: boolean } = {}): void {
+    this.act(bridgeVlanRequest(op, index, vid, opts), () => `${op === 'add' ? 'add' : 'delete'} VLAN ${vid} on port ${index}${this.in()}`);
+  }
+
+  /** Delete a link; false when it does not exist (DEL treats that as done). */
+  deleteLink(ref: LinkRef): boolean {
+    try {
+      this.act(delLinkRequest(ref), () => `delete link ${describeRef(ref)}${this.in()}`);
+      return true;
+    } catch (e) {
+      if (e instanceof NetlinkError && e.errno === ENODEV) return false;
+      throw e;
+    }
+  }
+
+  /** One link, or undefined when it does not exist. */
+  getLink(ref: LinkRef): LinkInfo | undefined {
+    try {
+      const req = getLinkRequest(ref);
+      const [m] = this.exchange({ ...req, flags: req.flags | 0x4 }, () => `read link ${describeRef(ref)}${this.in()}`);
+      return m ? decodeLink(m.payload) : undefined;
+    } catch (e) {
+      if (e instanceof NetlinkError && e.errno === ENODEV) return undefined;
+      throw e;
+    }
+  }
+
+  /** Every link in the namespace. */
+  listLinks(): LinkInfo[] {
+    return this.exchange(getLinkRequest(), () => `list links${this.in()}`).map((m) => decodeLink(m.payload));
+  }
+
+  addAddr(a: AddrChange, mode: 'add' | 'replace' = 'add', dev = `index ${a.index}`): void {
+    this.act(addAddrRequest(a, mode), () => `add address ${a.cidr} to ${dev}${this.in()}`);
+  }
+
+  /** Delete an address; false when it was not there. */
+  delAddr(a: AddrChange, dev = `index ${a.index}`): boolean {
+    try {
+      this.act(delAddrRequest(a), () => `delete address ${a.cidr} from ${dev}${this.in()}`);
+      return true;
+    } catch (e) {
+      if (e instanceof NetlinkError && e.errno === EADDRNOTAVAIL) return false;
+      throw e;
+    }
+  }
+
+  /** Addresses, optionally of one family and one link. */
+  listAddrs(family?: Family, index?: number): AddrInfo[] {
+    const all = this.exchange(getAddrsRequest(family), () => `list addresses${this.in()}`).map((m) => decodeAddr(m.payload));
+    return index === undefined ? all : all.filter((a) => a.index === index);
+  }
+
+  addRoute(r: RouteSpec, dev = `index ${r.index}`): void {
+    this.act(addRouteRequest(r), () => `add route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} dev ${dev}${this.in()}`);
+  }
+
+  /** The route to one address (as `ip route get`); undefined when the address is unreachable. */
+  routeGet(ip: string): RouteInfo | undefined {
+    try {
+      const [m] = this.exchange(routeGetRequest(ip), () => `look up the route to ${ip}${this.in()}`);
+      return m ? decodeRoute(m.payload) : undefined;
+    } catch (e) {
+      if (e instanceof NetlinkError && (e.errno === ENETUNREACH || e.errno === EHOSTUNREACH)) return undefined;
+      throw e;
+    }
+  }
+
+  /** Routes of one family in every table. */
+  listRoutes(family: Family): RouteInfo[] {
+    return this.exchange(getRoutesRequest(family), () => `list IPv${family} routes${this.in()}`).map((m) => decodeRoute(m.payload));
+  }
+}
+
+function describeRef(ref: LinkRef): string {
+  return typeof ref === 'number' ? `index ${ref}` : `"${ref}"`;
+}
+
+function describeChange(c: LinkChange): string {
+  const parts: string[] = [];
+  if (c.up !== undefined) parts.push(c.up ? 'up' : 'down');
+  if (c.promisc !== undefined) parts.push(`promisc ${c.promisc ? 'on' : 'off'}`);
+  if (c.master !== undefined) parts.push(c.master ? `master index ${c.master}` : 'nomaster');
+  if (c.mtu) parts.push(`mtu ${c.mtu}`);
+  if (c.mac) parts.push(`address ${c.mac}`);
+  if (c.netnsFd !== undefined) parts.push('netns');
+  if (c.name) parts.push(`name ${c.name}`);
+  return parts.join(', ');
+}
+
+/** Run `fn` with a socket in `ns` (or the host when undefined), closing it afterwards. */
+export function withRtnl<T>(ns: NetnsHandle | undefined, fn: (nl: Rtnl) => T): T {
+  const nl = ns ? Rtnl.in(ns) : Rtnl.host();
+  try {
+    return fn(nl);
+  } finally {
+    nl.close();
+  }
+}

@@ -1,9 +1,9 @@
 /**
  * Applying the iptables layout of iptables.ts: one iptables-restore per
- * family for a pod's ADD or DEL. The shared chains are probed with two
- * `iptables -C` (run in parallel) and only built, under our lock, when
- * missing. Nothing here lists the whole nat table; the fallback for a DEL
- * that knows nothing about the pod reads CNI-HOSTPORT-DNAT only.
+ * family for a pod's ADD or DEL. The shared chains are built, under our
+ * lock, only when the pod's batch fails for want of them. Nothing here
+ * lists the whole nat table; the fallback for a DEL that knows nothing about
+ * the pod reads CNI-HOSTPORT-DNAT only.
  */
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { ExecError, run } from '../../lib/exec.ts';
@@ -58,14 +58,6 @@ export function dnatOptions(rec: AttachmentRecord, family: Family): DnatOptions 
   };
 }
 
-/** The two cheap probes of the shared layout: the OUTPUT jump and, with snat, the POSTROUTING jump. */
-async function topLevelLooksComplete(family: Family, rec: AttachmentRecord): Promise<boolean> {
-  const { rules } = topLevelRules(rec.snat, rec.markMasqBit, rec.externalSetMarkChain !== undefined);
-  const probes = rules.filter((r) => r.chain === 'OUTPUT' || r.chain === 'POSTROUTING');
-  const probed = await Promise.all(probes.map((r) => query(family, ['-C', r.chain, ...r.args])));
-  return probed.every((p) => p.code === 0);
-}
-
 /** Build whatever is missing of the shared chains and jumps, under our lock (once per node, normally). */
 export async function ensureTopLevel(state: PortmapState, family: Family, rec: AttachmentRecord): Promise<void> {
   const { chains, rules } = topLevelRules(rec.snat, rec.markMasqBit, rec.externalSetMarkChain !== undefined);
@@ -91,25 +83,25 @@ export function recordEntries(rec: AttachmentRecord, family: Family): string[][]
 }
 
 /**
- * The pod's batch goes out at the same time as the probes of the shared
- * layout (one exec of latency instead of two). If the batch failed because a
- * shared chain was missing, or a probe found a jump missing, the shared layout
- * is built and the batch retried.
+ * The pod's batch alone: one iptables-restore per family, no probe. It
+ * fails when a shared chain it appends to is missing (first pod on the node,
+ * or the nat table was flushed); then the shared layout is built under our
+ * lock and the batch retried. A shared jump deleted by hand while its chain
+ * stays is not looked for here (that would cost two `iptables -C` per ADD);
+ * CHECK reports it and the next ADD after a flush repairs it.
  */
 export async function setupPodIptables(state: PortmapState, rec: AttachmentRecord): Promise<void> {
   await Promise.all(
     families(rec).map(async (family) => {
       const batch = renderPodSetup(dnatOptions(rec, family), family, rec.container[family]!, rec.mappings);
-      const [complete, failed] = await Promise.all([
-        topLevelLooksComplete(family, rec),
-        restore(family, batch).then(
-          () => undefined,
-          (e: unknown) => e,
-        ),
-      ]);
-      if (complete && !failed) return;
+      try {
+        await restore(family, batch);
+        return;
+      } catch (e) {
+        logDebug(`portmap: pod batch (IPv${family}) failed, building the shared chains: ${(e as Error).message}`);
+      }
       await ensureTopLevel(state, family, rec);
-      if (failed) await restore(family, batch);
+      await restore(family, batch);
     }),
   );
 }
@@ -168,9 +160,11 @@ export async function checkPodIptables(rec: AttachmentRecord): Promise<void> {
         return;
       }
       const o = dnatOptions(rec, family);
+      const shared = topLevelRules(rec.snat, rec.markMasqBit, rec.externalSetMarkChain !== undefined).rules.filter((r) => BUILTIN.has(r.chain));
       const checks = [
         ...dnatRules(o, family, rec.container[family]!, mappingsFor(family, rec.mappings)).map((r) => ({ chain, r })),
         ...recordEntries(rec, family).map((r) => ({ chain: TOP_DNAT_CHAIN, r })),
+        ...shared.map((r) => ({ chain: r.chain, r: r.args })),
       ];
       const results = await Promise.all(checks.map((c) => query(family, ['-C', c.chain, ...c.r])));
       results.forEach((res, i) => {

@@ -207,7 +207,7 @@ export async function main(args: string[]): Promise<void> {
           .option('conf-dir', { type: 'string', default: '/etc/cni/net.d', describe: 'CNI config directory ("" to skip the example)' })
           .option('force', { type: 'boolean', default: false, describe: 'replace an existing example conflist' }),
       action<{ dir: string; confDir: string; force: boolean }>(async (_ctx, a) => {
-        if (basename(process.execPath) === 'node') throw new UsageError('run install from the built executable (dist/bin/tscni install)');
+        if (['node', 'bun'].includes(basename(process.execPath))) throw new UsageError('run install from the built executable (dist/bin/tscni install)');
         const r = install({ source: process.execPath, dir: a.dir, confDir: a.confDir || undefined, names: PLUGIN_NAMES, force: a.force });
         if (a.json) {
           out(`${JSON.stringify(r)}\n`);

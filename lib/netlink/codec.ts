@@ -260,12 +260,13 @@ export function parseMessages(buf: Buffer): RawMessage[] {
     out.push({ type: buf.readUInt16LE(off + 4), flags: buf.readUInt16LE(off + 6), seq: buf.readUInt32LE(off + 8), payload: buf.subarray(off + NLMSG_HDRLEN, off + len) });
     off += align4(len);
   }
+  if (off < buf.length) throw new Error(`netlink: ${buf.length - off} stray bytes after the last message`);
   return out;
 }
 
 /** The errno of an NLMSG_ERROR payload (0 is an ACK). Positive: the kernel sends -errno. */
 export function errorCode(payload: Buffer): number {
-  return -payload.readInt32LE(0);
+  return -payload.readInt32LE(0) || 0;
 }
 
 /** Attributes by type (the last one wins; the flag bits NLA_F_NESTED/NLA_F_NET_BYTEORDER are masked). */

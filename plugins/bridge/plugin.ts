@@ -187,6 +187,7 @@ async function addSteps(args: CmdArgs, conf: BridgeConfig, k: Kernel, undo: Undo
       if (mac) k.host.setLink(bridge.index, { mac });
     }
   }
+  if (tasks.length) await yieldToChildren();
   tasks.push(configurePod(args, conf, plan, k));
   const [contLink] = (await allOrThrow(tasks.reverse())) as [LinkInfo | undefined];
   logDebug('bridge ADD: pod, gateway and masquerade done', performance.now().toFixed(1));
@@ -278,6 +279,9 @@ function prevIps(args: CmdArgs): IpConfig[] | undefined {
   return args.config.prevResult?.ips;
 }
 
+/** One turn of the event loop, so that children just spawned are fed their stdin before we block in the kernel. */
+const yieldToChildren = () => new Promise<void>((r) => setImmediate(r));
+
 /** Delete the pod's veth pair (either end removes both); gone already, or the netns gone, is success. */
 function deletePodVeth(args: CmdArgs, conf: BridgeConfig): void {
   const hostVeth = hostVethFromPrev(args, conf);
@@ -320,6 +324,8 @@ async function del(args: CmdArgs): Promise<void> {
   // otherwise delete the pod end inside the netns. Deleting either end
   // removes both. A missing netns or link is success.
   if (args.netnsState === 'ok') {
+    // Let the children get their stdin first: the kernel's veth teardown blocks this thread for ~20 ms.
+    await yieldToChildren();
     try {
       deletePodVeth(args, conf);
     } catch (e) {

@@ -117,6 +117,10 @@ async function status(args: CmdArgs): Promise<void> {
 }
 
 export const hostLocalPlugin: Plugin = {
+  hostOnly: true,
+  validate: (config, cniArgs) => {
+    parseHostLocalConfig(config, cniArgs);
+  },
   name: 'host-local',
   about: `tscni host-local plugin v${TSCNI_VERSION}`,
   add,

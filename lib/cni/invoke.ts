@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { ExecError, run } from '../exec.ts';
 import { inspectNetns } from '../netns.ts';
 import { CniError, ErrorCode } from './errors.ts';
-import { pluginMain, type Command, type Env, type Plugin } from './skel.ts';
+import { decodeConfig, pluginMain, type Command, type Env, type Plugin } from './skel.ts';
 import type { Result } from './types.ts';
 import { parseResult } from './version.ts';
 
@@ -116,6 +116,19 @@ function errorFromOutput(type: string, out: RawOutput): CniError {
   }
   const text = (out.stderr || out.stdout).trim();
   return new CniError(ErrorCode.Internal, `plugin "${type}" failed with exit code ${out.code}${text ? `: ${text}` : ''}`);
+}
+
+/**
+ * Before a main plugin touches the kernel: find the delegate in CNI_PATH
+ * (throws the error ADD would give when it is missing) and, when it is our
+ * own plugin running in-process, validate the config as its ADD would, so a
+ * bad IPAM section fails before any link exists. An external plugin is only
+ * located (its config is its own business until it runs).
+ */
+export function validateDelegate(type: string, stdinData: Buffer, env: Env): void {
+  const path = findInPath(type, env.CNI_PATH ?? '');
+  const local = inProcessPlugin(path, type);
+  local?.validate?.(decodeConfig(stdinData), env.CNI_ARGS ?? '');
 }
 
 /** Run plugin `type` for `command`. Returns the parsed result for ADD. */

@@ -40,6 +40,20 @@ export interface Plugin {
   name: string;
   about: string;
   supportedVersions?: readonly string[];
+  /**
+   * The plugin acts on the host only and never enters the pod's namespace
+   * (IPAM, portmap, chained host plugins): CNI_NETNS must be set for ADD and
+   * CHECK but is not inspected, so IPAM used on its own works with any value
+   * (the reference's host-local documentation passes CNI_NETNS=/dev/null).
+   * The reference skel leaves the namespace check to each plugin.
+   */
+  hostOnly?: boolean;
+  /**
+   * Parse and validate a config as ADD would, with no side effect; throws the
+   * CniError ADD would. A main plugin calls it (through validateDelegate) on
+   * its IPAM before touching the kernel, when the IPAM runs in-process.
+   */
+  validate?(config: NetConf, cniArgs: string): void;
   add(args: CmdArgs): Promise<Result>;
   del(args: CmdArgs): Promise<void>;
   check(args: CmdArgs): Promise<void>;
@@ -171,7 +185,7 @@ export async function pluginMain(plugin: Plugin, io: PluginIo): Promise<number> 
 
     const netns = io.env.CNI_NETNS ?? '';
     let netnsState: NetnsState = 'unset';
-    if (command === 'ADD' || command === 'CHECK' || command === 'DEL') {
+    if ((command === 'ADD' || command === 'CHECK' || command === 'DEL') && !plugin.hostOnly) {
       if (netns !== '') netnsState = io.inspectNetns(netns);
       if (netnsState === 'own' && !isOverride(io.env.CNI_NETNS_OVERRIDE)) {
         throw new CniError(ErrorCode.InvalidNetNS, "plugin's netns and netns from CNI_NETNS should not be the same");

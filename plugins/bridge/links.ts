@@ -4,7 +4,7 @@
  * `bridge`, `nsenter` or `sysctl` child). Every failure names the operation
  * and the object (NetlinkError).
  */
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { EEXIST, NetlinkError, type Rtnl } from '../../lib/netlink/rtnl.ts';
@@ -54,14 +54,16 @@ const notBridge = (name: string) => new CniError(ErrorCode.Internal, `failed to 
 /**
  * The bridge, created when missing (with a fixed MAC so it does not follow
  * its ports), promiscuous if configured, up. A concurrent ADD creating it
- * first is fine; a non-bridge link of that name is an error.
+ * first is fine; a non-bridge link of that name is an error. `onCreated`
+ * runs right after this call created it (the caller's undo step).
  */
-export function ensureBridge(host: Rtnl, conf: BridgeConfig): LinkInfo {
+export function ensureBridge(host: Rtnl, conf: BridgeConfig, onCreated: () => void = () => {}): LinkInfo {
   const name = conf.bridge;
   let link = host.getLink(name);
   if (!link) {
     try {
       host.createBridge({ name, mtu: conf.mtu > 0 ? conf.mtu : undefined, mac: randomMac(), vlanFiltering: conf.vlan !== 0 || conf.vlanTrunk !== undefined });
+      onCreated();
     } catch (e) {
       if (!(e instanceof NetlinkError && e.errno === EEXIST)) throw e;
     }
@@ -97,6 +99,15 @@ export function createVlanGateway(host: Rtnl, conf: BridgeConfig, bridge: LinkIn
   const link = host.getLink(name);
   if (!link) throw new CniError(ErrorCode.Internal, `failed to read "${name}" right after creating it`);
   return link;
+}
+
+/** Ports of a bridge, from /sys (empty when it has none or is gone). */
+export function bridgePorts(name: string): string[] {
+  try {
+    return readdirSync(`/sys/class/net/${name}/brif`);
+  } catch {
+    return [];
+  }
 }
 
 /** Apply planBridgeAddrs' result to the gateway device. */

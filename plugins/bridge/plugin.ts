@@ -6,7 +6,7 @@
  * unwinds the stack, so a failed ADD leaves no veth, reservation or rule.
  */
 import { CniError, ErrorCode, toCniError } from '../../lib/cni/errors.ts';
-import { delegate, delegateAdd } from '../../lib/cni/invoke.ts';
+import { delegate, delegateAdd, validateDelegate } from '../../lib/cni/invoke.ts';
 import type { CmdArgs, Plugin } from '../../lib/cni/skel.ts';
 import type { IpConfig, Result, ValidAttachment } from '../../lib/cni/types.ts';
 import { LATEST_VERSION } from '../../lib/cni/version.ts';
@@ -23,6 +23,7 @@ import { checkAttachment } from './check.ts';
 import { parseBridgeConfig, type BridgeConfig } from './config.ts';
 import {
   addPodAddrs,
+  bridgePorts,
   applyBridgeAddrs,
   applyPortVlans,
   createPodVeth,
@@ -71,6 +72,8 @@ async function add(args: CmdArgs): Promise<Result> {
   if (state === 'not-bridge') {
     throw new CniError(ErrorCode.Internal, `failed to create bridge "${conf.bridge}": "${conf.bridge}" already exists but is not a bridge`);
   }
+  // Everything that can be checked is checked before the kernel is touched: our own IPAM's config too.
+  if (conf.ipamType) validateDelegate(conf.ipamType, args.stdinData, args.env);
   const undo = new UndoStack();
   const ns = openNetns(args.netns);
   const host = Rtnl.host();
@@ -127,7 +130,12 @@ async function addSteps(args: CmdArgs, conf: BridgeConfig, k: Kernel, undo: Undo
   let gwLink: LinkInfo | undefined;
   let vlanGwPeer: string | undefined;
   try {
-    bridge = ensureBridge(k.host, conf);
+    bridge = ensureBridge(k.host, conf, () =>
+      // A bridge this ADD created goes again on failure, unless another pod joined it meanwhile.
+      undo.push('delete the bridge this ADD created', async () => {
+        if (bridgePorts(br).length === 0) k.host.deleteLink(br);
+      }),
+    );
     undo.push('delete host veth', async () => k.host.deleteLink(hostVeth));
     hostLink = createPodVeth(k.host, conf, bridge, hostVeth, k.ns, args.ifName);
     if (vlanGwName) {

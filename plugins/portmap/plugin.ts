@@ -241,6 +241,7 @@ async function status(args: CmdArgs): Promise<void> {
 }
 
 export const portmapPlugin: Plugin = {
+  hostOnly: true,
   name: 'portmap',
   about: 'tscni portmap: host port forwarding (iptables or nftables)',
   add,

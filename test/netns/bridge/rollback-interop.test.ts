@@ -87,6 +87,20 @@ describe('bridge ADD rollback', () => {
     expect(bridgePorts(net.bridge)).toEqual([]);
     expect(reservations(net)).toEqual([]);
     expect(sh(['ip', '-o', 'link', 'show', 'type', 'veth'])).not.toMatch(new RegExp(`master ${net.bridge}\\b`));
+    // The bridge did not exist before this ADD: the rollback removes it too.
+    expect(linkExists(net.bridge)).toBe(false);
+  });
+
+  it.each([['10.241.7.0/33'], ['not-a-cidr']])('an invalid IPAM subnet (%s) is refused before any link exists', (subnet) => {
+    const net = newNet();
+    const a = createNetns('tba');
+    const out = call('ADD', conf(net, '1.0.0', {}, [[{ subnet }]]), { cid: `bad-${rand()}`, ns: a });
+    expect(out.code).toBe(1);
+    expect(out.json).toMatchObject({ code: 7 });
+    expect(String(out.json?.msg)).toContain(subnet);
+    expect(linkExists(net.bridge)).toBe(false);
+    expect(a.exec(['ip', '-o', 'link', 'show'])).not.toContain('eth0');
+    expect(reservations(net)).toEqual([]);
   });
 
   it('an existing non-bridge link of the bridge name is refused before anything changes', () => {

@@ -41,6 +41,16 @@ describe('host-local ADD/DEL/CHECK', () => {
     expect(check.json?.msg).toBe('host-local: Failed to find address added by container c1');
   });
 
+  it('works on its own with CNI_NETNS=/dev/null, as the reference documentation runs it', () => {
+    const config = netConf(dir, { ranges: [[{ subnet: '10.240.1.0/24' }], [{ subnet: 'fd10:240:1::/64' }]] });
+    for (const command of ['ADD', 'CHECK', 'DEL'] as const) {
+      const out = run({ command, config, env: { CNI_NETNS: '/dev/null' } });
+      expect(out.code, `${command}: ${out.stdout}`).toBe(0);
+      if (command === 'ADD') expect(ipsOf(out)).toEqual(['10.240.1.2/24', 'fd10:240:1::2/64']);
+    }
+    expect(reservations(dir)).toEqual({});
+  });
+
   it('round-robins across containers and does not reuse a released address at once', () => {
     const config = netConf(dir, { ranges: [[V4]] });
     expect(ipsOf(runOk({ command: 'ADD', containerId: 'a', config }))).toEqual(['10.240.0.2/29']);

@@ -207,6 +207,25 @@ describe('netns checks', () => {
     }
   });
 
+  it('does not inspect CNI_NETNS for a host-only plugin (IPAM, portmap), for any command', async () => {
+    for (const state of ['missing', 'not-netns', 'own'] as const) {
+      for (const cmd of ['ADD', 'CHECK', 'DEL']) {
+        const rec = recordingPlugin(RESULT);
+        rec.plugin.hostOnly = true;
+        const f = fakeIo(addEnv({ CNI_COMMAND: cmd, CNI_NETNS: '/dev/null' }), conf(), state);
+        expect(await pluginMain(rec.plugin, f.io), f.stdout()).toBe(0);
+        expect(rec.calls[0]?.netns).toBe('/dev/null');
+        expect(rec.calls[0]?.netnsState).toBe('unset');
+      }
+    }
+    // CNI_NETNS is still required for ADD, as the reference skel requires it.
+    const rec = recordingPlugin(RESULT);
+    rec.plugin.hostOnly = true;
+    const f = fakeIo(addEnv({ CNI_NETNS: undefined }), conf());
+    expect(await pluginMain(rec.plugin, f.io)).toBe(1);
+    expect(f.json()).toMatchObject({ code: 4, msg: 'required env variables [CNI_NETNS] missing' });
+  });
+
   it('lets DEL proceed when the netns is gone', async () => {
     const r = await runWith(addEnv({ CNI_COMMAND: 'DEL' }), conf(), 'missing');
     expect(r.code).toBe(0);

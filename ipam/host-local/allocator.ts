@@ -7,8 +7,8 @@
  */
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import type { IpConfig } from '../../lib/cni/types.ts';
-import { formatCidr, formatIp, ipEquals, lastAddress, nextIp, type Ip } from '../../lib/ip/cidr.ts';
-import { rangeContains, rangeFor, rangeSetContains, rangeSetToString, type HostLocalConfig, type IpRange, type RangeSet } from './config.ts';
+import { cidrContains, formatCidr, formatIp, ipEquals, lastAddress, nextIp, type Ip } from '../../lib/ip/cidr.ts';
+import { neverAllocatedReason, rangeContains, rangeFor, rangeSetContains, rangeSetToString, type HostLocalConfig, type IpRange, type RangeSet } from './config.ts';
 
 /** What the allocator needs from storage. The caller holds the store's lock. */
 export interface Store {
@@ -41,8 +41,7 @@ export class RangeIterator {
   }
 
   private skip(r: IpRange, ip: Ip): boolean {
-    if (ipEquals(ip, r.gateway)) return true;
-    return r.subnet.ip.family === 4 && ipEquals(ip, lastAddress(r.subnet));
+    return neverAllocatedReason(r.subnet, r.gateway, ip) !== undefined;
   }
 
   /** The next candidate and its range, or undefined once every address was offered. */
@@ -86,9 +85,10 @@ export function allocateFromSet(
   if (requested) {
     const r = rangeFor(set, requested);
     if (!r) throw new CniError(ErrorCode.InvalidNetworkConfig, `${formatIp(requested)} not in range set ${rangeSetToString(set)}`);
-    if (ipEquals(requested, r.gateway)) {
-      throw new CniError(ErrorCode.InvalidNetworkConfig, `requested ip ${formatIp(requested)} is subnet's gateway`);
-    }
+    // The gateway keeps the reference's message; the other addresses no pod may have say which and why.
+    if (ipEquals(requested, r.gateway)) throw new CniError(ErrorCode.InvalidNetworkConfig, `requested ip ${formatIp(requested)} is subnet's gateway`);
+    const why = neverAllocatedReason(r.subnet, r.gateway, requested);
+    if (why) throw new CniError(ErrorCode.InvalidNetworkConfig, `requested ip ${formatIp(requested)} ${why}`);
     if (!store.reserve(id, ifname, requested, setIndex)) {
       throw new CniError(ErrorCode.Internal, `requested IP address ${formatIp(requested)} is not available in range set ${rangeSetToString(set)}`);
     }
@@ -120,6 +120,13 @@ export function assignRequestedIps(cfg: HostLocalConfig): Array<Ip | undefined> 
     const [ip] = remaining.splice(i, 1);
     return ip;
   });
+  for (const ip of remaining) {
+    // Outside every range because no pod may have it: say which address and why.
+    for (const r of cfg.rangeSets.flat()) {
+      const why = cidrContains(r.subnet, ip) && !ipEquals(ip, r.gateway) ? neverAllocatedReason(r.subnet, undefined, ip) : undefined;
+      if (why) throw new CniError(ErrorCode.InvalidNetworkConfig, `requested ip ${formatIp(ip)} ${why}`);
+    }
+  }
   if (remaining.length) {
     throw new CniError(ErrorCode.InvalidNetworkConfig, `failed to allocate all requested IPs: ${remaining.map(formatIp).join(' ')}`);
   }
@@ -152,9 +159,9 @@ export function allocateAll(store: Store, cfg: HostLocalConfig, id: string, ifna
 /** Number of allocatable addresses of a range (gateway and IPv4 broadcast excluded). */
 export function rangeCapacity(r: IpRange): bigint {
   let n = r.rangeEnd.value - r.rangeStart.value + 1n;
-  if (rangeContains(r, r.gateway)) n -= 1n;
-  const bc = lastAddress(r.subnet);
-  if (r.subnet.ip.family === 4 && rangeContains(r, bc) && !ipEquals(bc, r.gateway)) n -= 1n;
+  const excluded = [r.gateway, r.subnet.ip, ...(r.subnet.ip.family === 4 ? [lastAddress(r.subnet)] : [])];
+  const distinct = excluded.filter((ip, i) => excluded.findIndex((x) => ipEquals(x, ip)) === i);
+  for (const ip of distinct) if (rangeContains(r, ip)) n -= 1n;
   return n;
 }
 
@@ -171,7 +178,7 @@ export function exhaustedSets(cfg: HostLocalConfig, taken: Iterable<Ip>): number
     seen.add(key);
     cfg.rangeSets.forEach((set, i) => {
       const r = rangeFor(set, ip);
-      if (r && !ipEquals(ip, r.gateway) && !(ip.family === 4 && ipEquals(ip, lastAddress(r.subnet)))) used[i] = (used[i] as bigint) + 1n;
+      if (r && !neverAllocatedReason(r.subnet, r.gateway, ip)) used[i] = (used[i] as bigint) + 1n;
     });
   }
   const out: number[] = [];

@@ -104,6 +104,23 @@ function rangesOverlap(a: IpRange, b: IpRange): boolean {
   return compareIp(a.rangeStart, b.rangeEnd) <= 0 && compareIp(b.rangeStart, a.rangeEnd) <= 0;
 }
 
+/**
+ * Why `ip` must never be handed out in the subnet of `r`, or undefined when
+ * it may be: the IPv4 network and broadcast addresses, the IPv6
+ * subnet-router anycast address (all-zero host part, RFC 4291 2.6.1), and
+ * the range's gateway. One rule for every path: rangeStart/rangeEnd,
+ * CNI_ARGS IP=, args.cni.ips, runtimeConfig.ips and the allocator.
+ */
+export function neverAllocatedReason(subnet: Cidr, gateway: Ip | undefined, ip: Ip): string | undefined {
+  const text = formatCidr(subnet.ip, subnet.prefix);
+  if (ipEquals(ip, subnet.ip)) {
+    return ip.family === 4 ? `is the network address of ${text}` : `is the subnet-router anycast address of ${text}`;
+  }
+  if (ip.family === 4 && ipEquals(ip, lastAddress(subnet))) return `is the broadcast address of ${text}`;
+  if (gateway && ipEquals(ip, gateway)) return `is the gateway of ${text}`;
+  return undefined;
+}
+
 /** Validate one range and fill in the reference's defaults (start = network+1, end = last usable, gateway = network+1). */
 export function parseRange(raw: unknown, field: string): IpRange {
   if (!isObject(raw)) throw bad(field, 'must be an object with a "subnet"');
@@ -138,8 +155,9 @@ export function parseRange(raw: unknown, field: string): IpRange {
     if (!ip) continue;
     const label = key === 'rangeStart' ? 'RangeStart' : 'RangeEnd';
     if (!cidrContains(subnet, ip)) throw bad(`${field}.${key}`, `${label} ${formatIp(ip)} not in network ${subnetText2}`);
-    // The IPv4 broadcast address can never be handed out.
-    if (broadcast && ipEquals(ip, broadcast)) throw bad(`${field}.${key}`, `${label} ${formatIp(ip)} is the broadcast address of ${subnetText2}`);
+    // A range may start or end on the gateway (it is skipped), never on an address no pod may have.
+    const why = neverAllocatedReason(subnet, undefined, ip);
+    if (why) throw bad(`${field}.${key}`, `${label} ${formatIp(ip)} ${why}`);
   }
   const rangeStart = start ?? nextIp(subnet.ip);
   const rangeEnd = end ?? (broadcast ? prevIp(broadcast) : lastAddress(subnet));

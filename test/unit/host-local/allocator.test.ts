@@ -87,6 +87,14 @@ describe('allocateAll', () => {
     expect(e.msg).toBe('failed to allocate for range 0: requested IP address 10.240.0.5 is not available in range set 10.240.0.1-10.240.0.6');
     e = err(() => allocateAll(store, cfg([[{ subnet: '10.240.0.0/29' }]], 'IP=10.240.0.1'), 'c3', 'eth0'));
     expect([e.code, e.msg]).toEqual([7, "failed to allocate for range 0: requested ip 10.240.0.1 is subnet's gateway"]);
+    // Addresses no pod may have are refused on every path (CNI_ARGS here; args.cni.ips and runtimeConfig.ips feed the same list).
+    e = err(() => allocateAll(store, cfg([[{ subnet: '10.240.0.0/29' }]], 'IP=10.240.0.0'), 'c4', 'eth0'));
+    expect([e.code, e.msg]).toEqual([7, 'requested ip 10.240.0.0 is the network address of 10.240.0.0/29']);
+    e = err(() => allocateAll(store, cfg([[{ subnet: '10.240.0.0/29' }]], 'IP=10.240.0.7'), 'c5', 'eth0'));
+    expect([e.code, e.msg]).toEqual([7, 'requested ip 10.240.0.7 is the broadcast address of 10.240.0.0/29']);
+    e = err(() => allocateAll(store, cfg([[{ subnet: 'fd10:240::/120' }]], 'IP=fd10:240::'), 'c6', 'eth0'));
+    expect([e.code, e.msg]).toEqual([7, 'requested ip fd10:240:: is the subnet-router anycast address of fd10:240::/120']);
+    expect([...store.files.keys()]).toEqual(['10.240.0.5']);
   });
 
   it('fails before reserving anything when a requested IP fits no set', () => {

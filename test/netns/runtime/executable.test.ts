@@ -86,3 +86,16 @@ describe("the runtime's environment does not change a plugin", () => {
     expect(del.stdout).toBe('');
   });
 });
+
+describe('stdin', () => {
+  it('refuses a network config larger than 16 MiB with code 6, without reading it all', () => {
+    const huge = `{"cniVersion":"1.1.0","name":"big","type":"loopback","pad":"${'x'.repeat(20 * 1024 * 1024)}"}`;
+    const r = spawnSync(binPath('loopback'), [], {
+      env: { ...BASE_ENV, CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'big1', CNI_NETNS: '/proc/self/ns/net', CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent' },
+      input: huge,
+      encoding: 'utf8',
+    });
+    expect(r.status).toBe(1);
+    expect(JSON.parse(r.stdout)).toEqual({ cniVersion: '1.1.0', code: 6, msg: `network config on stdin is larger than ${16 * 1024 * 1024} bytes` });
+  });
+});

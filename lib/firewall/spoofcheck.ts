@@ -14,6 +14,7 @@
  * PREROUTING only and removes the jump by its comment, then both chains.
  */
 import { run } from '../exec.ts';
+import { NFT_NAME_MAX, nftQuote, nftStoredString } from './nft-text.ts';
 
 const T = 'bridge nat';
 
@@ -21,25 +22,30 @@ export function spoofRefId(containerId: string, ifName: string): string {
   return `${containerId}-${ifName}`;
 }
 
+/**
+ * Chain names and the comment, as nft stores them; quoted wherever they are
+ * written, since <ifname> may hold "#", ";" or braces (lib/firewall/nft-text.ts).
+ */
 function names(refId: string) {
-  const iface = `cni-br-iface-${refId}`;
-  return { iface, mac: `${iface}-mac`, comment: `macspoofchk-${refId}` };
+  const iface = nftStoredString(`cni-br-iface-${refId}`, NFT_NAME_MAX - 4);
+  const comment = nftStoredString(`macspoofchk-${refId}`);
+  return { iface, mac: `${iface}-mac`, comment, qIface: `"${iface}"`, qMac: `"${iface}-mac"`, qComment: `"${comment}"` };
 }
 
 export function renderSpoofCheckSetup(refId: string, hostIface: string, mac: string): string {
   const n = names(refId);
-  const c = `comment "${n.comment}"`;
+  const c = `comment ${n.qComment}`;
   return [
     `add table ${T}`,
     `add chain ${T} PREROUTING { type filter hook prerouting priority -300 ; policy accept ; }`,
-    `add chain ${T} ${n.iface}`,
-    `add chain ${T} ${n.mac}`,
-    `flush chain ${T} ${n.iface}`,
-    `flush chain ${T} ${n.mac}`,
-    `add rule ${T} PREROUTING iifname "${hostIface}" jump ${n.iface} ${c}`,
-    `add rule ${T} ${n.iface} jump ${n.mac} ${c}`,
-    `add rule ${T} ${n.mac} ether saddr ${mac} return ${c}`,
-    `add rule ${T} ${n.mac} drop ${c}`,
+    `add chain ${T} ${n.qIface}`,
+    `add chain ${T} ${n.qMac}`,
+    `flush chain ${T} ${n.qIface}`,
+    `flush chain ${T} ${n.qMac}`,
+    `add rule ${T} PREROUTING iifname ${nftQuote(hostIface)} jump ${n.qIface} ${c}`,
+    `add rule ${T} ${n.qIface} jump ${n.qMac} ${c}`,
+    `add rule ${T} ${n.qMac} ether saddr ${mac} return ${c}`,
+    `add rule ${T} ${n.qMac} drop ${c}`,
     '',
   ].join('\n');
 }
@@ -49,12 +55,12 @@ export function renderSpoofCheckTeardown(refId: string, handles: readonly number
   const n = names(refId);
   return [
     ...handles.map((h) => `delete rule ${T} PREROUTING handle ${h}`),
-    `add chain ${T} ${n.iface}`,
-    `add chain ${T} ${n.mac}`,
-    `flush chain ${T} ${n.iface}`,
-    `flush chain ${T} ${n.mac}`,
-    `delete chain ${T} ${n.iface}`,
-    `delete chain ${T} ${n.mac}`,
+    `add chain ${T} ${n.qIface}`,
+    `add chain ${T} ${n.qMac}`,
+    `flush chain ${T} ${n.qIface}`,
+    `flush chain ${T} ${n.qMac}`,
+    `delete chain ${T} ${n.qIface}`,
+    `delete chain ${T} ${n.qMac}`,
     '',
   ].join('\n');
 }

@@ -81,14 +81,21 @@ const SOL_NETLINK = 270;
 const NETLINK_EXT_ACK = 11;
 export const CLONE_NEWNET = 0x40000000;
 
+export const NETLINK_NETFILTER = 12;
+
 /**
  * A NETLINK_ROUTE socket in the calling thread's current network namespace
  * (a netlink socket stays bound to the namespace it was created in).
  * Receives time out after `timeoutMs` instead of blocking forever.
  */
 export function openRouteSocket(timeoutMs = 10_000): number {
+  return openNetlinkSocket(NETLINK_ROUTE, timeoutMs);
+}
+
+/** A netlink socket of `protocol` (NETLINK_ROUTE 0, NETLINK_NETFILTER 12), as openRouteSocket. */
+export function openNetlinkSocket(protocol: number, timeoutMs = 10_000): number {
   const { sym } = load();
-  const fd = check(sym.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE), 'socket(AF_NETLINK)');
+  const fd = check(sym.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol), `socket(AF_NETLINK, ${protocol})`);
   try {
     const sa = Buffer.alloc(12); // sockaddr_nl: family u16, pad u16, pid u32 (0: kernel assigns), groups u32
     sa.writeUInt16LE(AF_NETLINK, 0);

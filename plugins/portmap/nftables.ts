@@ -24,6 +24,7 @@
  * static part in front (add is idempotent; the rule chains are flushed and
  * refilled), which builds the table or repairs one someone damaged.
  */
+import { nftQuote, nftStoredString } from '../../lib/firewall/nft-text.ts';
 import type { Family } from '../../lib/ip/prefix.ts';
 import { appliesTo, isSpecificHostIP, type ContainerAddr, type PortMapping } from './config.ts';
 
@@ -33,15 +34,15 @@ const ADDR: Record<Family, string> = { 4: 'ipv4_addr', 6: 'ipv6_addr' };
 const IPX: Record<Family, string> = { 4: 'ip', 6: 'ip6' };
 const NFPROTO: Record<Family, string> = { 4: 'ipv4', 6: 'ipv6' };
 
-/** Element comment: what the element belongs to (nft comments are at most 128 bytes). */
+/**
+ * Element comment: what the element belongs to, in the form nft stores it
+ * (lib/firewall/nft-text.ts), so the tag written by ADD is the tag DEL matches.
+ */
 export function elementTag(network: string, containerId: string, ifName: string): string {
-  const t = `${network}/${containerId}/${ifName}`;
-  return t.length <= 120 ? t : t.slice(0, 120);
+  return nftStoredString(`${network}/${containerId}/${ifName}`, 120);
 }
 
-function q(s: string): string {
-  return `"${s.replace(/["\\]/g, '')}"`;
-}
+const q = (s: string) => nftQuote(s);
 
 /** The table, its maps, sets and static chains (idempotent). */
 export function renderStatic(): string[] {

@@ -13,10 +13,11 @@
 import type { CmdArgs, Plugin } from '../../lib/cni/skel.ts';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import type { Result, ValidAttachment } from '../../lib/cni/types.ts';
-import { run } from '../../lib/exec.ts';
 import { detectMasqBackend, hasCommand } from '../../lib/firewall/masquerade.ts';
 import type { Family } from '../../lib/ip/prefix.ts';
 import { logDebug } from '../../lib/log.ts';
+import { flushUdpByDstPort } from '../../lib/netlink/conntrack-flush.ts';
+import { NETLINK_NETFILTER, closeFd, openNetlinkSocket } from '../../lib/netlink/ffi.ts';
 import { withRtnl } from '../../lib/netlink/rtnl.ts';
 import { writeSysctl } from '../../lib/sysctl.ts';
 import { checkPodIptables, listTopDnat, setupPodIptables, teardownChainIptables, teardownPodIptables } from './apply-iptables.ts';
@@ -82,21 +83,28 @@ async function teardown(state: PortmapState, holder: PortHolder, rec: Attachment
   if (rec && forgetAfter) state.locked(() => forget(state, rec));
 }
 
-/** Old UDP flows to a host port would keep going to the previous target: drop them. */
-async function flushUdpConntrack(rec: AttachmentRecord): Promise<void> {
+/** Warnings go to stderr: the runtime logs them; stdout stays the protocol's. */
+const warn = (msg: string) => process.stderr.write(`[tscni] warning: ${msg}\n`);
+
+/**
+ * Old UDP flows to a host port would keep going to the previous target:
+ * drop them, in-process over ctnetlink (one dump per family, as the
+ * reference's netlink ConntrackDeleteFilters). Best effort, never silent:
+ * a failure is a warning on stderr naming the ports, and the ADD or DEL
+ * still succeeds (the rules are right; only old flows may linger).
+ */
+function flushUdpConntrack(rec: AttachmentRecord, warn: (msg: string) => void): void {
   const udp = rec.mappings.filter((m) => m.protocol === 'udp');
   if (udp.length === 0) return;
-  await Promise.all(
-    podFamilies(rec).flatMap((f) =>
-      udp
-        .filter((m) => appliesTo(m, f))
-        .map((m) =>
-          run(['conntrack', '-D', '-f', f === 4 ? 'ipv4' : 'ipv6', '-p', 'udp', '--orig-port-dst', String(m.hostPort)], { allowFailure: true }).catch((e: unknown) =>
-            logDebug(`portmap: conntrack flush for udp/${m.hostPort} failed: ${(e as Error).message}`),
-          ),
-        ),
-    ),
-  );
+  for (const f of podFamilies(rec)) {
+    const ports = [...new Set(udp.filter((m) => appliesTo(m, f)).map((m) => m.hostPort))];
+    try {
+      const n = flushUdpByDstPort(f, ports);
+      logDebug(`portmap: flushed ${n} IPv${f} UDP conntrack entries for ports ${ports.join(',')}`);
+    } catch (e) {
+      warn(`portmap: could not flush IPv${f} UDP conntrack entries for ports ${ports.join(',')}: ${(e as Error).message}; old flows to these ports may reach the previous pod until they expire`);
+    }
+  }
 }
 
 /**
@@ -167,7 +175,7 @@ async function add(args: CmdArgs): Promise<Result> {
     state.locked(() => forget(state, rec));
     throw e;
   }
-  await flushUdpConntrack(rec);
+  flushUdpConntrack(rec, warn);
   return cfg.prevResult;
 }
 
@@ -181,7 +189,7 @@ async function del(args: CmdArgs): Promise<void> {
   const backend = rec?.backend ?? backendOf(cfg);
   await teardown(state, holder, rec, backend);
   if (!stored && rec) state.locked(() => forget(state, rec));
-  if (rec) await flushUdpConntrack(rec);
+  if (rec) flushUdpConntrack(rec, warn);
 }
 
 async function check(args: CmdArgs): Promise<void> {
@@ -238,6 +246,12 @@ async function status(args: CmdArgs): Promise<void> {
   const backend = backendOf(cfg);
   const tool = backend === 'nftables' ? 'nft' : 'iptables-restore';
   if (!hasCommand(tool)) throw new CniError(ErrorCode.NotAvailable, `portmap cannot work: ${tool} is not installed`);
+  // The UDP conntrack flush is best effort: without ctnetlink, old UDP flows outlive a re-mapped port.
+  try {
+    closeFd(openNetlinkSocket(NETLINK_NETFILTER));
+  } catch (e) {
+    throw new CniError(ErrorCode.NotAvailableDegraded, `portmap works, but cannot flush UDP conntrack entries: ${(e as Error).message}`);
+  }
 }
 
 export const portmapPlugin: Plugin = {

@@ -11,7 +11,7 @@ import {
   topLevelRules,
   type DnatOptions,
 } from '../../../plugins/portmap/iptables.ts';
-import { conditionalRules, elementTag, jsonToNft, podElements, renderPodDelete, taggedElements } from '../../../plugins/portmap/nftables.ts';
+import { conditionalRules, elementTag, jsonToNft, podElements, renderPodAdd, renderPodDelete, taggedElements } from '../../../plugins/portmap/nftables.ts';
 import { keysOverlap, portKey } from '../../../plugins/portmap/state.ts';
 
 const pod4: ContainerAddr = { ip: '10.0.0.2', cidr: '10.0.0.2/24', net: '10.0.0.0/24' };
@@ -176,6 +176,17 @@ describe('nftables rendering (maps and sets)', () => {
     expect(taggedElements(json, 'dnat4_any', 'net/c1/eth0')).toEqual([{ set: 'dnat4_any', key: 'tcp . 8080', value: '10.0.0.2 . 80' }]);
     expect(jsonToNft({ prefix: { addr: '10.0.0.0', len: 24 } })).toBe('10.0.0.0/24');
     expect(elementTag('n', 'c', 'eth0')).toBe('n/c/eth0');
+  });
+
+  it('writes and matches the same tag for an interface name nft cannot quote as is', () => {
+    const tag = elementTag('net', 'c1', 'e"\\#;0');
+    expect(tag).toBe('net/c1/e__#;0');
+    const script = renderPodAdd([{ set: 'dnat4_any', key: 'tcp . 8080', value: '10.0.0.2 . 80' }], [], tag, false);
+    expect(script).toContain('comment "net/c1/e__#;0"');
+    for (const line of script.split('\n')) expect((line.match(/"/g) ?? []).length % 2).toBe(0);
+    // What nft lists back is what DEL looks for.
+    const json = JSON.stringify({ nftables: [{ map: { name: 'dnat4_any', elem: [[{ elem: { val: { concat: ['tcp', 8080] }, comment: 'net/c1/e__#;0' } }, { concat: ['10.0.0.2', 80] }]] } }] });
+    expect(taggedElements(json, 'dnat4_any', tag)).toEqual([{ set: 'dnat4_any', key: 'tcp . 8080', value: '10.0.0.2 . 80' }]);
   });
 });
 

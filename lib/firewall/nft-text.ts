@@ -7,6 +7,10 @@
  * form is used both when writing and when matching what nft lists back, so
  * a rule written for a pod is always found again by its DEL. Inside quotes,
  * `#`, `;`, `{`, `}` and spaces are literal.
+ *
+ * Chain and set names cannot be quoted at all in nft's text syntax (nft
+ * 1.0.6: "unexpected quoted string"): they are identifiers of letters,
+ * digits and `_ . / -`, so any other character becomes "_" (nftName).
  */
 
 /** nft keeps comments (NFT_USERDATA) of at most 128 bytes; identifiers are at most 255. */
@@ -24,4 +28,11 @@ export function nftStoredString(s: string, max = NFT_COMMENT_MAX): string {
 /** `s` as an nft quoted string (a comment, or a chain name that may hold any character). */
 export function nftQuote(s: string, max = NFT_COMMENT_MAX): string {
   return `"${nftStoredString(s, max)}"`;
+}
+
+/** `s` as an nft identifier (chain name): characters outside [A-Za-z0-9_./-] become "_", cut to `max` bytes. */
+export function nftName(s: string, max = NFT_NAME_MAX): string {
+  let out = s.replace(/[^A-Za-z0-9_./-]/g, '_');
+  if (!/^[A-Za-z_]/.test(out)) out = `_${out}`;
+  return out.slice(0, max);
 }

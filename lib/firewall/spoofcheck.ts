@@ -14,7 +14,7 @@
  * PREROUTING only and removes the jump by its comment, then both chains.
  */
 import { run } from '../exec.ts';
-import { NFT_NAME_MAX, nftQuote, nftStoredString } from './nft-text.ts';
+import { NFT_NAME_MAX, nftName, nftQuote, nftStoredString } from './nft-text.ts';
 
 const T = 'bridge nat';
 
@@ -23,13 +23,14 @@ export function spoofRefId(containerId: string, ifName: string): string {
 }
 
 /**
- * Chain names and the comment, as nft stores them; quoted wherever they are
- * written, since <ifname> may hold "#", ";" or braces (lib/firewall/nft-text.ts).
+ * Chain names and the comment, as nft stores them: <ifname> may hold "#",
+ * ";" or braces, which an nft identifier cannot carry (lib/firewall/nft-text.ts).
+ * For ordinary names they are the reference's names.
  */
 function names(refId: string) {
-  const iface = nftStoredString(`cni-br-iface-${refId}`, NFT_NAME_MAX - 4);
+  const iface = nftName(`cni-br-iface-${refId}`, NFT_NAME_MAX - 4);
   const comment = nftStoredString(`macspoofchk-${refId}`);
-  return { iface, mac: `${iface}-mac`, comment, qIface: `"${iface}"`, qMac: `"${iface}-mac"`, qComment: `"${comment}"` };
+  return { iface, mac: `${iface}-mac`, comment, qIface: iface, qMac: `${iface}-mac`, qComment: `"${comment}"` };
 }
 
 export function renderSpoofCheckSetup(refId: string, hostIface: string, mac: string): string {

@@ -97,14 +97,14 @@ describe('spoof check rendering', () => {
     expect(renderSpoofCheckSetup(ref, 'veth01020304', '02:00:00:00:00:01').split('\n')).toEqual([
       'add table bridge nat',
       'add chain bridge nat PREROUTING { type filter hook prerouting priority -300 ; policy accept ; }',
-      'add chain bridge nat "cni-br-iface-c1-eth0"',
-      'add chain bridge nat "cni-br-iface-c1-eth0-mac"',
-      'flush chain bridge nat "cni-br-iface-c1-eth0"',
-      'flush chain bridge nat "cni-br-iface-c1-eth0-mac"',
-      'add rule bridge nat PREROUTING iifname "veth01020304" jump "cni-br-iface-c1-eth0" comment "macspoofchk-c1-eth0"',
-      'add rule bridge nat "cni-br-iface-c1-eth0" jump "cni-br-iface-c1-eth0-mac" comment "macspoofchk-c1-eth0"',
-      'add rule bridge nat "cni-br-iface-c1-eth0-mac" ether saddr 02:00:00:00:00:01 return comment "macspoofchk-c1-eth0"',
-      'add rule bridge nat "cni-br-iface-c1-eth0-mac" drop comment "macspoofchk-c1-eth0"',
+      'add chain bridge nat cni-br-iface-c1-eth0',
+      'add chain bridge nat cni-br-iface-c1-eth0-mac',
+      'flush chain bridge nat cni-br-iface-c1-eth0',
+      'flush chain bridge nat cni-br-iface-c1-eth0-mac',
+      'add rule bridge nat PREROUTING iifname "veth01020304" jump cni-br-iface-c1-eth0 comment "macspoofchk-c1-eth0"',
+      'add rule bridge nat cni-br-iface-c1-eth0 jump cni-br-iface-c1-eth0-mac comment "macspoofchk-c1-eth0"',
+      'add rule bridge nat cni-br-iface-c1-eth0-mac ether saddr 02:00:00:00:00:01 return comment "macspoofchk-c1-eth0"',
+      'add rule bridge nat cni-br-iface-c1-eth0-mac drop comment "macspoofchk-c1-eth0"',
       '',
     ]);
     const json = JSON.stringify({ nftables: [{ rule: { handle: 4, comment: 'macspoofchk-c1-eth0' } }, { rule: { handle: 5, comment: 'macspoofchk-c2-eth0' } }] });
@@ -116,13 +116,13 @@ describe('spoof check rendering', () => {
     const { renderSpoofCheckSetup, renderSpoofCheckTeardown, preroutingHandles, spoofRefId } = await import('../../../lib/firewall/spoofcheck.ts');
     const ref = spoofRefId('c1', 'e#0;{x}"\\');
     const setup = renderSpoofCheckSetup(ref, 'veth01020304', '02:00:00:00:00:01').split('\n');
-    expect(setup[2]).toBe('add chain bridge nat "cni-br-iface-c1-e#0;{x}__"');
-    expect(setup[6]).toBe('add rule bridge nat PREROUTING iifname "veth01020304" jump "cni-br-iface-c1-e#0;{x}__" comment "macspoofchk-c1-e#0;{x}__"');
+    expect(setup[2]).toBe('add chain bridge nat cni-br-iface-c1-e_0__x___');
+    expect(setup[6]).toBe('add rule bridge nat PREROUTING iifname "veth01020304" jump cni-br-iface-c1-e_0__x___ comment "macspoofchk-c1-e#0;{x}__"');
     // Every line has an even number of quotes: nothing escapes its string.
     for (const line of setup) expect((line.match(/"/g) ?? []).length % 2).toBe(0);
     // DEL matches what nft stores (the same encoding), so the jump is found again.
     const json = JSON.stringify({ nftables: [{ rule: { handle: 7, comment: 'macspoofchk-c1-e#0;{x}__' } }] });
     expect(preroutingHandles(json, ref)).toEqual([7]);
-    expect(renderSpoofCheckTeardown(ref, [7])).toContain('delete chain bridge nat "cni-br-iface-c1-e#0;{x}__-mac"\n');
+    expect(renderSpoofCheckTeardown(ref, [7])).toContain('delete chain bridge nat cni-br-iface-c1-e_0__x___-mac\n');
   });
 });

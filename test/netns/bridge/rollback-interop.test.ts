@@ -176,6 +176,27 @@ describe('bridge gateway address and concurrency', () => {
     }
   });
 
+  it.each([[`e"''mtu''68`], ['e=0;{x}'], ['e#0\\']])('interface name %s reaches the kernel as one name, with macspoofchk (iptables masquerade and nft spoof check)', (ifname) => {
+    const net = newNet();
+    const config = conf(net, '1.0.0', { macspoofchk: true }, [[{ subnet: '10.241.14.0/24' }]]);
+    const a = createNetns('tba');
+    const cid = `q-${rand()}`;
+    const out = call('ADD', config, { cid, ns: a, ifname });
+    expect(out.code, out.stdout).toBe(0);
+    // Exactly one interface with exactly that name, with the default MTU: no word of it was read as an option.
+    const links = JSON.parse(a.exec(['ip', '-json', 'link', 'show'])) as Array<{ ifname: string; mtu: number }>;
+    expect(links.map((l) => l.ifname).sort()).toEqual([ifname, 'lo'].sort());
+    expect(links.find((l) => l.ifname === ifname)?.mtu).toBe(1500);
+    expect(podAddrs(a, ifname)).toEqual(['10.241.14.2/24']);
+    expect(call('CHECK', withPrev(config, out.json), { cid, ns: a, ifname }).code).toBe(0);
+    const del = call('DEL', withPrev(config, out.json), { cid, ns: a, ifname });
+    expect(del.code, del.stdout).toBe(0);
+    // Nothing left: the spoof-check chains and jump, the masquerade rules.
+    expect(sh(['nft', 'list', 'table', 'bridge', 'nat'])).not.toContain(`cni-br-iface-${cid}`);
+    expect(iptablesRulesFor(net.name, cid)).toEqual([]);
+    expect(call('DEL', withPrev(config, out.json), { cid, ns: a, ifname }).code).toBe(0);
+  });
+
   it('disableContainerInterface (L2, no ipam) leaves the pod end down', () => {
     const net = newNet();
     const a = createNetns('tba');

@@ -349,16 +349,19 @@ async function del(args: CmdArgs): Promise<void> {
 
 async function check(args: CmdArgs): Promise<void> {
   const conf = parseBridgeConfig(args.config, args.args);
-  if (conf.ipamType) await delegate('CHECK', conf.ipamType, args.stdinData, args.env);
   const prev = args.config.prevResult;
+  // Beyond the reference: the masquerade rules are state ADD made, so CHECK verifies them too.
+  // Their check runs as children: start them first, so they run while we read the kernel in-process.
+  const cidrs = (prev?.ips ?? []).map((i) => i.address);
+  const masq: Promise<string[]> =
+    prev && conf.ipamType && conf.ipMasq ? missingMasquerade(conf.ipMasqBackend ?? detectMasqBackend(), cidrs, conf.name, args.ifName, args.containerId) : Promise.resolve([]);
+  masq.catch(() => {}); // awaited below; a failure before that point must not go unhandled
+  // As the reference: IPAM's CHECK first, then the prevResult requirement.
+  if (conf.ipamType) await delegate('CHECK', conf.ipamType, args.stdinData, args.env);
   if (!prev) throw new CniError(ErrorCode.InvalidNetworkConfig, 'Required prevResult missing');
   await checkAttachment(conf, prev, args.netns, args.ifName);
-  // Beyond the reference: the masquerade rules are state ADD made, so CHECK verifies them too.
-  if (conf.ipamType && conf.ipMasq) {
-    const cidrs = (prev.ips ?? []).map((i) => i.address);
-    const missing = await missingMasquerade(conf.ipMasqBackend ?? detectMasqBackend(), cidrs, conf.name, args.ifName, args.containerId);
-    if (missing.length) throw new CniError(ErrorCode.Internal, `masquerade rule missing for ${missing.join(', ')}`);
-  }
+  const missing = await masq;
+  if (missing.length) throw new CniError(ErrorCode.Internal, `masquerade rule missing for ${missing.join(', ')}`);
 }
 
 async function gc(args: CmdArgs): Promise<void> {

@@ -4,12 +4,14 @@ import { hostLocalPlugin } from '../ipam/host-local/plugin.ts';
 import { bridgePlugin } from './bridge/plugin.ts';
 import { loopbackPlugin } from './loopback/plugin.ts';
 import { portmapPlugin } from './portmap/plugin.ts';
+import { ptpPlugin } from './ptp/plugin.ts';
 
 export const PLUGINS: ReadonlyMap<string, Plugin> = new Map<string, Plugin>([
   ['loopback', loopbackPlugin],
   ['host-local', hostLocalPlugin],
   ['bridge', bridgePlugin],
   ['portmap', portmapPlugin],
+  ['ptp', ptpPlugin],
 ]);
 
 export const PLUGIN_NAMES: readonly string[] = [...PLUGINS.keys()];

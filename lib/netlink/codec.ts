@@ -299,3 +299,28 @@ export function parseMac(mac: string): Buffer {
   if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac)) throw new Error(`invalid MAC address "${mac}"`);
   return Buffer.from(mac.split(':').map((x) => parseInt(x, 16)));
 }
+
+/*
+ * Appended for the macvlan, ipvlan, vlan, dummy, host-device and ptp plugins
+ * (linux/if_link.h, linux/rtnetlink.h).
+ */
+export const IFLA_IFALIAS = 20;
+/** IFLA_INFO_DATA of kind "macvlan": IFLA_MACVLAN_MODE u32. */
+export const IFLA_MACVLAN_MODE = 1;
+export const MACVLAN_MODE_PRIVATE = 1;
+export const MACVLAN_MODE_VEPA = 2;
+export const MACVLAN_MODE_BRIDGE = 4;
+export const MACVLAN_MODE_PASSTHRU = 8;
+/** IFLA_INFO_DATA of kind "ipvlan": IFLA_IPVLAN_MODE u16. */
+export const IFLA_IPVLAN_MODE = 1;
+export const IPVLAN_MODE_L2 = 0;
+export const IPVLAN_MODE_L3 = 1;
+export const IPVLAN_MODE_L3S = 2;
+/** Route attribute: preferred source address. */
+export const RTA_PREFSRC = 7;
+/** rtm_scope for a delete: match any scope. */
+export const RT_SCOPE_NOWHERE = 255;
+/** ifa_flags: no automatic prefix route for the address. */
+export const IFA_F_NOPREFIXROUTE = 0x200;
+/** IFLA_INFO_DATA of kind "macvlan": broadcast queue length (u32). */
+export const IFLA_MACVLAN_BC_QUEUE_LEN = 7;

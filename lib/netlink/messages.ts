@@ -470,3 +470,153 @@ export function decodeRoute(payload: Buffer): RouteInfo {
   return out;
 }
 
+
+// ---------------------------------------------------------------------------
+// Appended for the macvlan, ipvlan, vlan, dummy, host-device and ptp plugins.
+// Golden bytes: test/unit/netlink/sublink-requests.test.ts.
+// ---------------------------------------------------------------------------
+
+import {
+  IFLA_IFALIAS,
+  IFLA_IPVLAN_MODE,
+  IFLA_MACVLAN_BC_QUEUE_LEN,
+  IFLA_MACVLAN_MODE,
+  IFLA_VLAN_ID,
+  RTA_PREFSRC,
+  RTM_DELROUTE,
+  RT_SCOPE_NOWHERE,
+  attrU16,
+} from './codec.ts';
+
+/** A link stacked on a parent ("master") or standing alone (dummy), created by kind. */
+export interface NewSubLink {
+  /** IFLA_INFO_KIND: "macvlan", "ipvlan", "vlan", "dummy". */
+  kind: string;
+  name: string;
+  /** IFLA_LINK: index of the parent link, in the namespace of the socket that sends the request. */
+  parent?: number;
+  mtu?: number;
+  mac?: string;
+  /** Create the link straight in this network namespace (a file descriptor); the parent stays where it is. */
+  netnsFd?: number;
+  /** IFLA_INFO_DATA attributes of the kind. */
+  data?: Attr[];
+}
+
+/**
+ * `ip link add [link PARENT] name NAME [mtu N] [address MAC] [netns FD] type KIND [DATA]`
+ * (NLM_F_CREATE | NLM_F_EXCL: EEXIST when the name is taken in the target namespace).
+ */
+export function newSubLinkRequest(s: NewSubLink): Request {
+  const attrs: Attr[] = [attrStr(IFLA_IFNAME, s.name)];
+  if (s.mtu) attrs.push(attrU32(IFLA_MTU, s.mtu));
+  if (s.mac) attrs.push(attrBytes(IFLA_ADDRESS, parseMac(s.mac)));
+  if (s.parent !== undefined) attrs.push(attrU32(IFLA_LINK, s.parent));
+  if (s.netnsFd !== undefined) attrs.push(attrU32(IFLA_NET_NS_FD, s.netnsFd));
+  const info: Attr[] = [attrStr(IFLA_INFO_KIND, s.kind)];
+  if (s.data && s.data.length) info.push(attrNest(IFLA_INFO_DATA, s.data));
+  attrs.push(attrNest(IFLA_LINKINFO, info));
+  return { type: RTM_NEWLINK, flags: CREATE_EXCL, header: ifinfomsg(), attrs };
+}
+
+/** Common fields of a link stacked on a parent. */
+export interface NewStacked {
+  name: string;
+  parent: number;
+  mtu?: number;
+  netnsFd?: number;
+}
+
+/** `ip link add link PARENT name NAME [mtu N] [address MAC] type macvlan mode M [bcqueuelen N]`; `mode` is a MACVLAN_MODE_* value (u32). */
+export function newMacvlanRequest(p: NewStacked & { mode: number; mac?: string; bcQueueLen?: number }): Request {
+  const data = [attrU32(IFLA_MACVLAN_MODE, p.mode)];
+  if (p.bcQueueLen) data.push(attrU32(IFLA_MACVLAN_BC_QUEUE_LEN, p.bcQueueLen));
+  return newSubLinkRequest({ kind: 'macvlan', ...p, data });
+}
+
+/** `ip link add link PARENT name NAME [mtu N] type ipvlan mode M`; `mode` is an IPVLAN_MODE_* value (u16). */
+export function newIpvlanRequest(p: NewStacked & { mode: number }): Request {
+  return newSubLinkRequest({ kind: 'ipvlan', ...p, data: [attrU16(IFLA_IPVLAN_MODE, p.mode)] });
+}
+
+/** `ip link add link PARENT name NAME [mtu N] type vlan id ID` (802.1Q, IFLA_VLAN_ID u16, 0-4094). */
+export function newVlanRequest(p: NewStacked & { vlanId: number }): Request {
+  return newSubLinkRequest({ kind: 'vlan', ...p, data: [attrU16(IFLA_VLAN_ID, p.vlanId)] });
+}
+
+/** `ip link add name NAME [mtu N] type dummy`. */
+export function newDummyRequest(p: { name: string; mtu?: number; netnsFd?: number }): Request {
+  return newSubLinkRequest({ kind: 'dummy', ...p });
+}
+
+/**
+ * `ip link set dev INDEX alias TEXT` (IFLA_IFALIAS, sent without a NUL as
+ * iproute2 and the Go netlink library do); an empty text clears the alias.
+ */
+export function setLinkAliasRequest(index: number, alias: string): Request {
+  return { type: RTM_NEWLINK, flags: REQ_ACK, header: ifinfomsg({ index }), attrs: [attrBytes(IFLA_IFALIAS, Buffer.from(alias, 'utf8'))] };
+}
+
+/** `ip route del DST dev INDEX [table T]`: any scope and protocol (RT_SCOPE_NOWHERE), as iproute2 sends it. */
+export function delRouteRequest(r: { dst: string; index: number; table?: number }): Request {
+  const { family, bytes, prefixLen } = cidrParts(r.dst);
+  const table = r.table ?? RT_TABLE_MAIN;
+  const attrs: Attr[] = [];
+  if (prefixLen > 0) attrs.push(attrBytes(RTA_DST, bytes));
+  attrs.push(attrU32(RTA_OIF, r.index));
+  if (table > 255) attrs.push(attrU32(RTA_TABLE, table));
+  return {
+    type: RTM_DELROUTE,
+    flags: REQ_ACK,
+    header: rtmsg({ family: afOf(family), dstLen: prefixLen, table: table > 255 ? RT_TABLE_UNSPEC : table, scope: RT_SCOPE_NOWHERE }),
+    attrs,
+  };
+}
+
+/** addRouteRequest plus `src ADDR` (RTA_PREFSRC): `ip route append DST [via GW] dev INDEX [scope S] src SRC`. */
+export function addRouteSrcRequest(r: RouteSpec & { src: string }): Request {
+  const req = addRouteRequest(r);
+  const src = attrBytes(RTA_PREFSRC, addrBytes(r.src).bytes);
+  // After RTA_GATEWAY/RTA_DST, before RTA_OIF: the order iproute2 uses (the kernel does not care).
+  const oif = req.attrs.findIndex((a) => a.type === RTA_OIF);
+  req.attrs.splice(oif < 0 ? req.attrs.length : oif, 0, src);
+  return req;
+}
+
+/** Kind-specific and extra attributes of a link, decoded from the same RTM_NEWLINK payload as decodeLink. */
+export interface LinkDetails {
+  /** IFLA_IFALIAS (host-device keeps the original name there). */
+  alias?: string;
+  /** macvlan: IFLA_MACVLAN_MODE (MACVLAN_MODE_*). */
+  macvlanMode?: number;
+  /** ipvlan: IFLA_IPVLAN_MODE (IPVLAN_MODE_*). */
+  ipvlanMode?: number;
+  /** vlan: IFLA_VLAN_ID. */
+  vlanId?: number;
+}
+
+/** Decode the kind data (macvlan/ipvlan mode, VLAN id) and the alias of an RTM_NEWLINK payload. */
+export function decodeLinkDetails(payload: Buffer): LinkDetails {
+  const a = parseAttrs(payload, 16);
+  const out: LinkDetails = {};
+  const alias = attrText(a.get(IFLA_IFALIAS));
+  if (alias) out.alias = alias;
+  const info = a.get(IFLA_LINKINFO);
+  if (!info) return out;
+  const li = parseAttrs(info);
+  const kind = attrText(li.get(IFLA_INFO_KIND));
+  const dataRaw = li.get(IFLA_INFO_DATA);
+  if (!dataRaw) return out;
+  const data = parseAttrs(dataRaw);
+  if (kind === 'macvlan' || kind === 'macvtap') {
+    const m = data.get(IFLA_MACVLAN_MODE);
+    if (m && m.length >= 4) out.macvlanMode = m.readUInt32LE(0);
+  } else if (kind === 'ipvlan') {
+    const m = data.get(IFLA_IPVLAN_MODE);
+    if (m && m.length >= 2) out.ipvlanMode = m.readUInt16LE(0);
+  } else if (kind === 'vlan') {
+    const v = data.get(IFLA_VLAN_ID);
+    if (v && v.length >= 2) out.vlanId = v.readUInt16LE(0);
+  }
+  return out;
+}

@@ -228,6 +228,51 @@ export class Rtnl {
   listRoutes(family: Family): RouteInfo[] {
     return this.exchange(getRoutesRequest(family), () => `list IPv${family} routes${this.in()}`).map((m) => decodeRoute(m.payload));
   }
+
+  // --- Appended for the macvlan, ipvlan, vlan, dummy, host-device and ptp plugins. ---
+
+  /**
+   * Create a link of any kind (macvlan, ipvlan, vlan, dummy), optionally
+   * straight into another namespace (`s.netnsFd`; `target` names it in the
+   * error). Throws a NetlinkError naming kind, name and parent.
+   */
+  createSubLink(s: NewSubLink, target?: string): void {
+    const what = () => `create ${s.kind} "${s.name}"${s.parent !== undefined ? ` on parent index ${s.parent}` : ''}${this.in()}${target ? ` (into ${target})` : ''}`;
+    this.act(newSubLinkRequest(s), what);
+  }
+
+  /** One link with its kind data and alias, or undefined when it does not exist. */
+  getLinkDetails(ref: LinkRef): { link: LinkInfo; details: LinkDetails } | undefined {
+    try {
+      const req = getLinkRequest(ref);
+      const [m] = this.exchange({ ...req, flags: req.flags | 0x4 }, () => `read link ${describeRef(ref)}${this.in()}`);
+      return m ? { link: decodeLink(m.payload), details: decodeLinkDetails(m.payload) } : undefined;
+    } catch (e) {
+      if (e instanceof NetlinkError && e.errno === ENODEV) return undefined;
+      throw e;
+    }
+  }
+
+  /** Set (or with "" clear) the alias of a link. */
+  setLinkAlias(index: number, alias: string, dev = `index ${index}`): void {
+    this.act(setLinkAliasRequest(index, alias), () => `${alias ? `set alias "${alias}" of` : 'clear the alias of'} ${dev}${this.in()}`);
+  }
+
+  /** Delete a route by destination and device; false when there was no such route. */
+  delRoute(r: { dst: string; index: number; table?: number }, dev = `index ${r.index}`): boolean {
+    try {
+      this.act(delRouteRequest(r), () => `delete route ${r.dst} dev ${dev}${this.in()}`);
+      return true;
+    } catch (e) {
+      if (e instanceof NetlinkError && e.errno === ESRCH) return false;
+      throw e;
+    }
+  }
+
+  /** addRoute with a preferred source address. */
+  addRouteSrc(r: RouteSpec & { src: string }, dev = `index ${r.index}`): void {
+    this.act(addRouteSrcRequest(r), () => `add route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} dev ${dev} src ${r.src}${this.in()}`);
+  }
 }
 
 function describeRef(ref: LinkRef): string {
@@ -255,3 +300,14 @@ export function withRtnl<T>(ns: NetnsHandle | undefined, fn: (nl: Rtnl) => T): T
     nl.close();
   }
 }
+
+// Appended imports (hoisted by the module system) for the methods above.
+import {
+  addRouteSrcRequest,
+  decodeLinkDetails,
+  delRouteRequest,
+  newSubLinkRequest,
+  setLinkAliasRequest,
+  type LinkDetails,
+  type NewSubLink,
+} from './messages.ts';

@@ -3,6 +3,7 @@ import type { Plugin } from '../lib/cni/skel.ts';
 import { hostLocalPlugin } from '../ipam/host-local/plugin.ts';
 import { bridgePlugin } from './bridge/plugin.ts';
 import { loopbackPlugin } from './loopback/plugin.ts';
+import { macvlanPlugin } from './macvlan/plugin.ts';
 import { portmapPlugin } from './portmap/plugin.ts';
 import { ptpPlugin } from './ptp/plugin.ts';
 
@@ -12,6 +13,7 @@ export const PLUGINS: ReadonlyMap<string, Plugin> = new Map<string, Plugin>([
   ['bridge', bridgePlugin],
   ['portmap', portmapPlugin],
   ['ptp', ptpPlugin],
+  ['macvlan', macvlanPlugin],
 ]);
 
 export const PLUGIN_NAMES: readonly string[] = [...PLUGINS.keys()];

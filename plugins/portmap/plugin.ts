@@ -24,7 +24,7 @@ import { checkPodIptables, listTopDnat, setupPodIptables, teardownChainIptables,
 import { checkPodNft, setupPodNft, teardownPodNft } from './apply-nftables.ts';
 import { appliesTo, parsePortmapConfig, type PortmapBackend, type PortmapConfig, type PortMapping } from './config.ts';
 import { taggedJumps } from './iptables.ts';
-import { portKey, PortmapState, type AttachmentRecord, type PortHolder } from './state.ts';
+import { activeView, currentBootId, portKey, PortmapState, samePort, type AttachmentRecord, type PortHolder } from './state.ts';
 
 function backendOf(cfg: PortmapConfig): PortmapBackend {
   return cfg.backend ?? detectMasqBackend();
@@ -74,13 +74,34 @@ function forget(state: PortmapState, rec: AttachmentRecord): void {
 async function teardown(state: PortmapState, holder: PortHolder, rec: AttachmentRecord | undefined, backend: PortmapBackend, forgetAfter = true): Promise<void> {
   if (backend === 'nftables') {
     await state.lockedAsync(async () => {
-      await teardownPodNft(state, holder, rec);
+      await teardownPodNft(state, holder, rec && activeView(rec));
+      if (rec) await promoteSharers(state, rec);
       if (rec && forgetAfter) forget(state, rec);
     });
     return;
   }
   await teardownPodIptables(holder.network, holder.containerId, rec);
   if (rec && forgetAfter) state.locked(() => forget(state, rec));
+}
+
+/**
+ * nftables keeps one element per host port: when an attachment goes, the
+ * next attachment of the same container that claims one of its ports gets
+ * it programmed (caller holds the lock). iptables needs nothing: every
+ * attachment has its own chain and the first jump wins.
+ */
+async function promoteSharers(state: PortmapState, gone: AttachmentRecord): Promise<void> {
+  const fams = podFamilies(gone);
+  for (const m of activeView(gone).mappings) {
+    const reach = fams.filter((f) => appliesTo(m, f));
+    if (reach.length === 0) continue;
+    const next = state.sharers(gone, m, portKey(m, reach)).find((o) => (o.dormant ?? []).some((d) => samePort(d, m)));
+    if (!next) continue;
+    next.dormant = (next.dormant ?? []).filter((d) => !samePort(d, m));
+    await setupPodNft({ ...next, mappings: next.mappings.filter((x) => samePort(x, m)) });
+    state.writeRecord(next);
+    logDebug(`portmap: host port ${m.hostPort}/${m.protocol} passes to ${next.network}/${next.containerId}/${next.ifName}`);
+  }
 }
 
 /** Warnings go to stderr: the runtime logs them; stdout stays the protocol's. */
@@ -135,9 +156,20 @@ async function add(args: CmdArgs): Promise<Result> {
   const state = new PortmapState(cfg.stateDir);
   const wanted = wantedPorts(rec);
 
+  const bootId = currentBootId();
+  if (args.netns.startsWith('/')) rec.netns = args.netns;
+  if (bootId) rec.bootId = bootId;
+
+  // Claims of pods that died without a DEL (a reboot, a crashed runtime) do not block: reclaim them first.
+  const stale = state.locked(() => state.conflicts(holder, wanted, bootId).stale);
+  for (const s of stale) {
+    warn(`portmap: reclaiming the host ports of container ${s.rec.containerId} (network ${s.rec.network}, interface ${s.rec.ifName}): ${s.why}`);
+    await teardown(state, s.rec, s.rec, s.rec.backend);
+  }
+
   // Claim the ports, or say who holds them; a re-ADD of the same pod replaces its old mappings.
   const previous = state.locked(() => {
-    const conflicts = state.conflicts(holder, wanted);
+    const { conflicts } = state.conflicts(holder, wanted, bootId);
     if (conflicts.length) throw new CniError(ErrorCode.InvalidNetworkConfig, 'host port conflict', conflicts.join('; '));
     const prev = state.readRecord(holder);
     if (prev) state.releasePorts(holder, prev.mappings);
@@ -164,7 +196,13 @@ async function add(args: CmdArgs): Promise<Result> {
       rec.backend === 'nftables'
         ? state.lockedAsync(async () => {
             if (usesPodnets(rec)) for (const f of podFamilies(rec)) state.usePodnet(holder, f, rec.container[f]!.net);
-            await setupPodNft(rec);
+            // A port this container already publishes through another network stays with that attachment.
+            const dormant = wanted.filter(({ m, key }) => state.sharers(holder, m, key).some((o) => activeView(o).mappings.some((x) => samePort(x, m)))).map((w) => w.m);
+            if (dormant.length) {
+              rec.dormant = dormant;
+              state.writeRecord(rec);
+            }
+            await setupPodNft(activeView(rec));
           })
         : setupPodIptables(state, rec);
     // route_localnet does not depend on the rules: do it meanwhile.
@@ -199,7 +237,9 @@ async function check(args: CmdArgs): Promise<void> {
   const holder: PortHolder = { network: cfg.name, containerId: args.containerId, ifName: args.ifName };
   const rec = recordFrom(cfg, holder);
   if (podFamilies(rec).length === 0) return;
-  if (rec.backend === 'nftables') await checkPodNft(rec);
+  // Ports another attachment of this container publishes are not ours to program (see promoteSharers).
+  const dormant = new PortmapState(cfg.stateDir).readRecord(holder)?.dormant;
+  if (rec.backend === 'nftables') await checkPodNft(activeView(dormant ? { ...rec, dormant } : rec));
   else await checkPodIptables(rec);
 }
 

@@ -4,8 +4,10 @@
  *
  *   <stateDir>/.tscni-lock                         serialises index updates (lib/file-lock.ts)
  *   <stateDir>/attachments/<net>/<cid>_<ifname>    the attachment's record: what ADD programmed
- *   <stateDir>/ports/<proto>_<port>/<key>          who holds a host port; key = host IP,
- *                                                  "any" (both families), "any4" or "any6"
+ *   <stateDir>/ports/<proto>_<port>/<key>+<holder> who holds a host port; key = host IP,
+ *                                                  "any" (both families), "any4" or "any6";
+ *                                                  <holder> a hash of network/container/ifname
+ *                                                  (older state: just <key>)
  *   <stateDir>/podnets/<family>_<subnet>/<net>_<cid>_<ifname>
  *                                                  users of a hairpin subnet (nftables)
  *
@@ -13,7 +15,8 @@
  * the files of the ports being asked for, so the cost does not grow with the
  * number of pods.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileLock } from '../../lib/file-lock.ts';
 import type { Family } from '../../lib/ip/prefix.ts';
@@ -33,6 +36,16 @@ export interface AttachmentRecord {
   conditionsV6?: string[];
   mappings: PortMapping[];
   container: Partial<Record<Family, ContainerAddr>>;
+  /**
+   * nftables: mappings this attachment claims but does not program, because
+   * another attachment of the same container programmed the same host port
+   * first (a container on two networks publishing one port). They are
+   * promoted when that attachment goes.
+   */
+  dormant?: PortMapping[];
+  /** The pod's netns path at ADD and the boot it happened in: a claim is alive only while both hold. */
+  netns?: string;
+  bootId?: string;
 }
 
 export interface PortHolder {
@@ -87,6 +100,45 @@ export function keysOverlap(a: string, b: string): boolean {
 }
 
 export const sameHolder = (a: PortHolder, b: PortHolder) => a.network === b.network && a.containerId === b.containerId && a.ifName === b.ifName;
+
+/** This boot's ID (/proc/sys/kernel/random/boot_id); undefined when unreadable. */
+export function currentBootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why a record no longer owns its claims, or undefined while it may: it was
+ * made in an earlier boot (no DEL ran before the reboot), or its pod's
+ * namespace is gone (the runtime crashed or never called DEL). A record
+ * without these fields (older state) is trusted.
+ */
+export function staleReason(rec: AttachmentRecord, bootId: string | undefined): string | undefined {
+  if (rec.bootId && bootId && rec.bootId !== bootId) return `it was made before the last reboot (boot ${rec.bootId})`;
+  if (rec.netns && rec.netns.startsWith('/') && !existsSync(rec.netns)) return `its network namespace ${rec.netns} is gone`;
+  return undefined;
+}
+
+/** The claim file of `h` for `key`: "<key>+<hash>", so several attachments may claim one port. */
+export function claimName(key: string, h: PortHolder): string {
+  const id = createHash('sha256').update(`${h.network}\n${h.containerId}\n${h.ifName}`).digest('hex').slice(0, 16);
+  return `${key}+${id}`;
+}
+
+/** Two mappings publish the same host port (protocol, port and host IP). */
+export const samePort = (a: PortMapping, b: PortMapping) => a.protocol === b.protocol && a.hostPort === b.hostPort && (a.hostIP ?? '') === (b.hostIP ?? '');
+
+/** The record as programmed: without its dormant mappings. */
+export function activeView(rec: AttachmentRecord): AttachmentRecord {
+  const dormant = rec.dormant ?? [];
+  return dormant.length ? { ...rec, mappings: rec.mappings.filter((m) => !dormant.some((d) => samePort(d, m))) } : rec;
+}
+
+/** The key of a claim file name (older state has the bare key). */
+export const claimKey = (name: string) => name.split('+')[0] as string;
 
 export class PortmapState {
   readonly dir: string;
@@ -144,29 +196,59 @@ export class PortmapState {
   }
 
   /**
-   * Other holders that collide with the wanted ports. A holder whose record
-   * is gone is stale (its pod was removed without our DEL) and does not count.
+   * Holders of other containers that collide with the wanted ports. The same
+   * container is never a conflict (one container on two networks publishing
+   * the same port: the first claim wins, see sharers). A holder whose record
+   * is gone does not count; one whose record is stale (staleReason) is
+   * returned in `stale` for the caller to reclaim.
    */
-  conflicts(me: PortHolder, wanted: readonly { m: PortMapping; key: string }[]): string[] {
+  conflicts(me: PortHolder, wanted: readonly { m: PortMapping; key: string }[], bootId = currentBootId()): { conflicts: string[]; stale: Array<{ rec: AttachmentRecord; why: string }> } {
     const out: string[] = [];
+    const stale = new Map<string, { rec: AttachmentRecord; why: string }>();
     for (const { m, key } of wanted) {
       const dir = join(this.dir, 'ports', `${m.protocol}_${m.hostPort}`);
       for (const existing of listDir(dir)) {
-        if (existing.includes('.tmp-') || !keysOverlap(existing, key)) continue;
+        if (existing.includes('.tmp-') || !keysOverlap(claimKey(existing), key)) continue;
         const holder = readJson<PortHolder>(join(dir, existing));
-        if (!holder || sameHolder(holder, me) || !this.readRecord(holder)) continue;
-        const where = existing.startsWith('any') ? '' : `${existing.includes(':') ? `[${existing}]` : existing}:`;
+        if (!holder || holder.containerId === me.containerId) continue;
+        const rec = this.readRecord(holder);
+        if (!rec) continue;
+        const why = staleReason(rec, bootId);
+        if (why) {
+          stale.set(`${rec.network}/${rec.containerId}/${rec.ifName}`, { rec, why });
+          continue;
+        }
+        const k = claimKey(existing);
+        const where = k.startsWith('any') ? '' : `${k.includes(':') ? `[${k}]` : k}:`;
         out.push(`host port ${where}${m.hostPort}/${m.protocol} is already mapped by container ${holder.containerId} (network ${holder.network}, interface ${holder.ifName})`);
       }
     }
-    return out;
+    return { conflicts: out, stale: [...stale.values()] };
+  }
+
+  /**
+   * Other live attachments of the same container that claim the same host
+   * port as `m` (with an overlapping key), oldest claim first.
+   */
+  sharers(me: PortHolder, m: PortMapping, key: string): AttachmentRecord[] {
+    const dir = join(this.dir, 'ports', `${m.protocol}_${m.hostPort}`);
+    const out: Array<{ rec: AttachmentRecord; since: number }> = [];
+    for (const existing of listDir(dir)) {
+      if (existing.includes('.tmp-') || !keysOverlap(claimKey(existing), key)) continue;
+      const holder = readJson<PortHolder>(join(dir, existing));
+      if (!holder || holder.containerId !== me.containerId || sameHolder(holder, me)) continue;
+      const rec = this.readRecord(holder);
+      if (!rec || out.some((r) => sameHolder(r.rec, rec))) continue;
+      out.push({ rec, since: statSync(join(dir, existing), { throwIfNoEntry: false })?.mtimeMs ?? 0 });
+    }
+    return out.sort((a, b) => a.since - b.since).map((x) => x.rec);
   }
 
   claimPorts(me: PortHolder, wanted: readonly { m: PortMapping; key: string }[]): void {
     for (const { m, key } of wanted) {
       const dir = join(this.dir, 'ports', `${m.protocol}_${m.hostPort}`);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
-      writeAtomic(join(dir, key), JSON.stringify(me));
+      writeAtomic(join(dir, claimName(key, me)), JSON.stringify(me));
     }
   }
 

@@ -4,11 +4,11 @@
  * itself (hairpin), then the rules and elements are checked gone.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { removeAllNetns, tryRun } from '../../helpers/netns.ts';
-import { BIN_DIR, binPath, callPlugin } from '../../helpers/plugin.ts';
+import { createNetns, removeAllNetns, tryRun } from '../../helpers/netns.ts';
+import { BIN_DIR, binPath, callPlugin, callPluginOk } from '../../helpers/plugin.ts';
 import { dnatChainName } from '../../../plugins/portmap/iptables.ts';
 import {
   addPod,
@@ -25,6 +25,7 @@ import {
   nftLines,
   portmap,
   portmapConf,
+  rand,
   request,
   startServer,
   type Backend,
@@ -161,6 +162,64 @@ describe.each(BACKENDS)('portmap with %s', (backend: Backend) => {
     delPod(net, ns, false);
     delPod(net, a, false);
     expect(records(net)).toEqual([]);
+  });
+
+  it('one container on two networks publishing the same port: no conflict, the first wins, DEL of either leaves the other working', async () => {
+    const n1 = newNet(backend);
+    const n2 = newNet(backend);
+    // One node, one portmap state directory (the default), whatever the network.
+    n2.stateDir = n1.stateDir;
+    const p = nextPort();
+    const ns = createNetns('tp');
+    const cid = `tp-${rand(6)}`;
+    const mappings = [{ hostPort: p, containerPort: 8080 }];
+    const attach = (net: Net, ifname: string) => {
+      const br = callPluginOk('bridge', { command: 'ADD', containerId: cid, netns: ns.path, ifname, config: bridgeConf(net) });
+      const pm = callPlugin('portmap', { command: 'ADD', containerId: cid, netns: ns.path, ifname, config: portmapConf(net, br.json, mappings) });
+      return { br, pm };
+    };
+    const detach = (net: Net, ifname: string, prev: unknown) => {
+      expect(callPlugin('portmap', { command: 'DEL', containerId: cid, netns: ns.path, ifname, config: portmapConf(net, prev, mappings) }).code).toBe(0);
+      callPluginOk('bridge', { command: 'DEL', containerId: cid, netns: ns.path, ifname, config: bridgeConf(net) });
+    };
+    const a = attach(n1, 'eth0');
+    expect(a.pm.code, a.pm.stdout).toBe(0);
+    const b = attach(n2, 'eth1');
+    expect(b.pm.code, b.pm.stdout).toBe(0);
+    await startServer(ns, 'tcp', 8080, 'both');
+    const outside = createOutside();
+    // The first attachment's address answers.
+    expect(request(outside.ns, 'tcp', outside.host4, p)).toBe(`both ${outside.peer4}`);
+    expect(portmap('CHECK', n2, { ns, cid, result: b.br.json as Record<string, unknown>, ip4: '', mappings }, mappings, {}).code).toBe(0);
+    detach(n1, 'eth0', a.br.json);
+    // Still published, now through the second network.
+    expect(request(outside.ns, 'tcp', outside.host4, p)).toBe(`both ${outside.peer4}`);
+    detach(n2, 'eth1', b.br.json);
+    expect(request(outside.ns, 'tcp', outside.host4, p)).toBeUndefined();
+    expect(records(n1)).toEqual([]);
+    expect(records(n2)).toEqual([]);
+    expect(backend === 'iptables' ? iptablesLines(dnatChainName(n2.name, cid)) : nftLines(`/${cid}/`)).toEqual([]);
+  });
+
+  it.each([['crash: its netns is gone'], ['reboot: its record is from another boot']])('a claim whose owner died without DEL (%s) does not block a new pod', (how) => {
+    const net = newNet(backend);
+    const p = nextPort();
+    const dead = addPod(net, [{ hostPort: p, containerPort: 80 }]);
+    if (how.startsWith('crash')) dead.ns.remove();
+    else {
+      const file = join(net.stateDir, 'attachments', net.name, `${dead.cid}_eth0`);
+      const rec = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+      expect(rec.bootId).toMatch(/^[0-9a-f-]{36}$/);
+      writeFileSync(file, JSON.stringify({ ...rec, bootId: '00000000-0000-0000-0000-000000000000' }));
+    }
+    const ns = addPod(net, []);
+    const out = portmap('ADD', net, ns, [{ hostPort: p, containerPort: 81 }]);
+    expect(out.code, out.stdout).toBe(0);
+    expect(out.stderr).toContain(`reclaiming the host ports of container ${dead.cid}`);
+    // The dead pod's rules and record went with its claim.
+    expect(owned(net, dead)).toEqual([]);
+    expect(records(net)).toEqual([`${ns.cid}_eth0`]);
+    delPod(net, ns, true);
   });
 
   it('DEL without portMappings (as cnitool sends it) removes everything; DEL is idempotent', async () => {

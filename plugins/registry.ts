@@ -1,6 +1,7 @@
 /** Every plugin in the multi-call executable, by its CNI type name. */
 import type { Plugin } from '../lib/cni/skel.ts';
 import { hostLocalPlugin } from '../ipam/host-local/plugin.ts';
+import { staticPlugin } from '../ipam/static/plugin.ts';
 import { bridgePlugin } from './bridge/plugin.ts';
 import { loopbackPlugin } from './loopback/plugin.ts';
 import { macvlanPlugin } from './macvlan/plugin.ts';
@@ -14,6 +15,7 @@ export const PLUGINS: ReadonlyMap<string, Plugin> = new Map<string, Plugin>([
   ['portmap', portmapPlugin],
   ['ptp', ptpPlugin],
   ['macvlan', macvlanPlugin],
+  ['static', staticPlugin],
 ]);
 
 export const PLUGIN_NAMES: readonly string[] = [...PLUGINS.keys()];

@@ -586,6 +586,23 @@ export class DiskStore implements Store {
   }
 
   /**
+   * Release every reservation written before `bootTimeMs` (its file's
+   * mtime): its pod cannot have survived the reboot, and no DEL will come
+   * for it. Caller holds the lock. Returns the released address names.
+   */
+  reclaimFromEarlierBoot(bootTimeMs: number): string[] {
+    if (!this.exists()) return [];
+    const released: string[] = [];
+    for (const name of readdirSync(this.dir)) {
+      if (!ipFromName(name)) continue;
+      const st = lstatSync(this.path(name), { throwIfNoEntry: false });
+      if (st?.isFile() && st.mtimeMs < bootTimeMs && tryUnlink(this.path(name))) released.push(name);
+    }
+    if (released.length) this.rebuildIndex();
+    return released;
+  }
+
+  /**
    * GC: release every reservation whose owner is not a valid attachment and
    * drop stale temp files, continuing past errors (all are returned); then
    * rebuild the index from what is left, which also drops stale lines.

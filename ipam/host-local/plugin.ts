@@ -35,6 +35,21 @@ function readDns(cfg: HostLocalConfig): Dns | undefined {
   return Object.keys(dns).length ? dns : undefined;
 }
 
+/** When this boot started, in ms since the epoch (/proc/stat btime); 0 when unknown (nothing is older). */
+function bootTimeMs(): number {
+  try {
+    const m = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
+    return m ? Number(m[1]) * 1000 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Errors that other reservations cause: the range is full, or the requested address is taken. */
+function isBlockedByReservations(e: CniError): boolean {
+  return e.code === ErrorCode.NotAvailable || /is not available in range set/.test(e.msg);
+}
+
 async function add(args: CmdArgs): Promise<Result> {
   const cfg = loadConfig(args);
   const dns = readDns(cfg);
@@ -44,7 +59,18 @@ async function add(args: CmdArgs): Promise<Result> {
   } catch (e) {
     throw new CniError(ErrorCode.IoFailure, `cannot create ${store.dir}: ${(e as Error).message}`);
   }
-  const ips = store.withLock(() => allocateAll(store, cfg, args.containerId, args.ifName));
+  const ips = store.withLock(() => {
+    try {
+      return allocateAll(store, cfg, args.containerId, args.ifName);
+    } catch (e) {
+      // A full range or a taken requested address may be held by pods of an earlier boot, which no DEL will ever free.
+      if (!(e instanceof CniError) || !isBlockedByReservations(e)) throw e;
+      const released = store.reclaimFromEarlierBoot(bootTimeMs() - 60_000); // a margin for clock steps after boot
+      if (released.length === 0) throw e;
+      process.stderr.write(`[tscni] warning: host-local: reclaimed ${released.length} reservation(s) made before the last reboot in ${store.dir}: ${released.join(', ')}\n`);
+      return allocateAll(store, cfg, args.containerId, args.ifName);
+    }
+  });
   const result: Result = { cniVersion: LATEST_VERSION, ips };
   if (cfg.routes.length) result.routes = cfg.routes;
   if (dns) result.dns = dns;

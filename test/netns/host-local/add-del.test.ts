@@ -51,6 +51,24 @@ describe('host-local ADD/DEL/CHECK', () => {
     expect(reservations(dir)).toEqual({});
   });
 
+  it('a full range held by reservations from before the last reboot is reclaimed, with a warning', () => {
+    const config = netConf(dir, { ranges: [[V4]] });
+    for (const id of ['old1', 'old2', 'old3', 'old4', 'old5']) runOk({ command: 'ADD', containerId: id, config });
+    const full = run({ command: 'ADD', containerId: 'new1', config });
+    expect(full.json).toMatchObject({ code: 50 });
+    // Pretend those pods were made in an earlier boot: their files predate this boot.
+    const past = new Date('2001-01-01T00:00:00Z');
+    for (const ip of Object.keys(reservations(dir))) utimesSync(join(dir, NET, ip), past, past);
+    const out = run({ command: 'ADD', containerId: 'new1', config });
+    expect(out.code, out.stdout).toBe(0);
+    expect(out.stderr).toContain('reclaimed 5 reservation(s) made before the last reboot');
+    expect(Object.values(reservations(dir))).toEqual(['new1\r\neth0']);
+    // Reservations of this boot are never touched: the range is full again only after 5 more pods, and then ADD fails.
+    for (const id of ['n2', 'n3', 'n4', 'n5']) runOk({ command: 'ADD', containerId: id, config });
+    expect(run({ command: 'ADD', containerId: 'n6', config }).json).toMatchObject({ code: 50 });
+    expect(Object.keys(reservations(dir))).toHaveLength(5);
+  });
+
   it('round-robins across containers and does not reuse a released address at once', () => {
     const config = netConf(dir, { ranges: [[V4]] });
     expect(ipsOf(runOk({ command: 'ADD', containerId: 'a', config }))).toEqual(['10.240.0.2/29']);

@@ -7,6 +7,8 @@ import { loopbackPlugin } from './loopback/plugin.ts';
 import { macvlanPlugin } from './macvlan/plugin.ts';
 import { portmapPlugin } from './portmap/plugin.ts';
 import { ptpPlugin } from './ptp/plugin.ts';
+import { ipvlanPlugin } from './ipvlan/plugin.ts';
+import { vlanPlugin } from './vlan/plugin.ts';
 
 export const PLUGINS: ReadonlyMap<string, Plugin> = new Map<string, Plugin>([
   ['loopback', loopbackPlugin],
@@ -16,6 +18,8 @@ export const PLUGINS: ReadonlyMap<string, Plugin> = new Map<string, Plugin>([
   ['ptp', ptpPlugin],
   ['macvlan', macvlanPlugin],
   ['static', staticPlugin],
+  ['ipvlan', ipvlanPlugin],
+  ['vlan', vlanPlugin],
 ]);
 
 export const PLUGIN_NAMES: readonly string[] = [...PLUGINS.keys()];

@@ -68,7 +68,8 @@ export class FileLock {
   private readonly dir: string;
   private readonly path: string;
   private readonly identity: string;
-  private held = false;
+  /** Nesting depth: acquire inside acquire (portmap's parallel IPv4/IPv6 setup) holds until the outermost release. */
+  private depth = 0;
 
   constructor(dir: string) {
     this.dir = dir;
@@ -129,12 +130,15 @@ export class FileLock {
   }
 
   acquire(timeoutMs = 30_000): void {
-    if (this.held) return;
+    if (this.depth > 0) {
+      this.depth++;
+      return;
+    }
     const deadline = Date.now() + timeoutMs;
     let delay = 1;
     for (;;) {
       if (this.tryCreate()) {
-        this.held = true;
+        this.depth = 1;
         return;
       }
       let holder = '';
@@ -147,7 +151,7 @@ export class FileLock {
       // A dead holder's lock is removed; if another waiter is busy stealing it, wait like for a live one.
       if (!holderIsAlive(holder) && this.trySteal(holder)) continue;
       if (Date.now() > deadline) {
-        throw new CniError(ErrorCode.TryAgainLater, `timed out waiting for the host-local lock ${this.path}`, `held by "${holder.trim()}"`);
+        throw new CniError(ErrorCode.TryAgainLater, `timed out after ${timeoutMs} ms waiting for the lock ${this.path}`, `held by process "${holder.trim()}" (pid and start time)`);
       }
       sleepMs(delay);
       delay = Math.min(delay * 2, 20);
@@ -155,8 +159,9 @@ export class FileLock {
   }
 
   release(): void {
-    if (!this.held) return;
-    this.held = false;
+    if (this.depth === 0) return;
+    this.depth--;
+    if (this.depth > 0) return;
     try {
       // Only remove the lock if it is still ours (it is unless we were presumed dead).
       if (readFileSync(this.path, 'utf8') === this.identity) unlinkSync(this.path);

@@ -3,7 +3,8 @@
  * why its DEL without portMappings leaks and why it cannot see conflicts):
  *
  *   <stateDir>/.tscni-lock                         serialises index updates (lib/file-lock.ts)
- *   <stateDir>/attachments/<net>/<cid>_<ifname>    the attachment's record: what ADD programmed
+ *   <stateDir>/attachments/<net>/<cid>~<ifname>    the attachment's record: what ADD programmed
+ *                                                  (ifname URI-encoded; older state: <cid>_<ifname>)
  *   <stateDir>/ports/<proto>_<port>/<key>+<holder> who holds a host port; key = host IP,
  *                                                  "any" (both families), "any4" or "any6";
  *                                                  <holder> a hash of network/container/ifname
@@ -169,12 +170,27 @@ export class PortmapState {
     }
   }
 
+  /**
+   * "<containerID>~<ifname, URI-encoded>": unambiguous, since a container ID
+   * never holds "~". Older state used "<containerID>_<ifname>", which two
+   * holders can share ("a_b"+"c", "a"+"b_c"); it is still read, and only
+   * when the record inside names the same holder.
+   */
   private recordPath(h: PortHolder): string {
+    return join(this.dir, 'attachments', h.network, `${h.containerId}~${encodeURIComponent(h.ifName)}`);
+  }
+
+  private legacyRecordPath(h: PortHolder): string {
     return join(this.dir, 'attachments', h.network, `${h.containerId}_${h.ifName}`);
   }
 
+  /** The record of `h`, or undefined; a record naming another holder is never returned. */
   readRecord(h: PortHolder): AttachmentRecord | undefined {
-    return readJson<AttachmentRecord>(this.recordPath(h));
+    for (const path of [this.recordPath(h), this.legacyRecordPath(h)]) {
+      const rec = readJson<AttachmentRecord>(path);
+      if (rec && sameHolder(rec, h)) return rec;
+    }
+    return undefined;
   }
 
   writeRecord(r: AttachmentRecord): void {
@@ -184,6 +200,9 @@ export class PortmapState {
 
   deleteRecord(h: PortHolder): void {
     rmSync(this.recordPath(h), { force: true });
+    // A legacy-named file goes only if it is this holder's.
+    const legacy = readJson<AttachmentRecord>(this.legacyRecordPath(h));
+    if (legacy && sameHolder(legacy, h)) rmSync(this.legacyRecordPath(h), { force: true });
   }
 
   /** Every record of a network (GC). */

@@ -153,7 +153,7 @@ describe.each(BACKENDS)('portmap with %s', (backend: Backend) => {
     expect(b.json).toMatchObject({ code: 7, msg: 'host port conflict' });
     expect(String(b.json?.details)).toContain(`host port ${p}/tcp is already mapped by container ${a.cid} (network ${net.name}, interface eth0)`);
     expect(owned(net, ns)).toEqual([]);
-    expect(records(net)).toEqual([`${a.cid}_eth0`]);
+    expect(records(net)).toEqual([`${a.cid}~eth0`]);
     // Another protocol on the same port, or the same container again, is fine.
     expect(portmap('ADD', net, ns, [{ hostPort: p, containerPort: 81, protocol: 'udp' }]).code).toBe(0);
     expect(portmap('ADD', net, a, [{ hostPort: p, containerPort: 80 }]).code).toBe(0);
@@ -207,7 +207,7 @@ describe.each(BACKENDS)('portmap with %s', (backend: Backend) => {
     const dead = addPod(net, [{ hostPort: p, containerPort: 80 }]);
     if (how.startsWith('crash')) dead.ns.remove();
     else {
-      const file = join(net.stateDir, 'attachments', net.name, `${dead.cid}_eth0`);
+      const file = join(net.stateDir, 'attachments', net.name, `${dead.cid}~eth0`);
       const rec = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
       expect(rec.bootId).toMatch(/^[0-9a-f-]{36}$/);
       writeFileSync(file, JSON.stringify({ ...rec, bootId: '00000000-0000-0000-0000-000000000000' }));
@@ -218,7 +218,7 @@ describe.each(BACKENDS)('portmap with %s', (backend: Backend) => {
     expect(out.stderr).toContain(`reclaiming the host ports of container ${dead.cid}`);
     // The dead pod's rules and record went with its claim.
     expect(owned(net, dead)).toEqual([]);
-    expect(records(net)).toEqual([`${ns.cid}_eth0`]);
+    expect(records(net)).toEqual([`${ns.cid}~eth0`]);
     delPod(net, ns, true);
   });
 
@@ -265,7 +265,7 @@ describe.each(BACKENDS)('portmap with %s', (backend: Backend) => {
     expect(gc.code).toBe(0);
     expect(owned(net, drop)).toEqual([]);
     expect(owned(net, keep).length).toBeGreaterThan(0);
-    expect(records(net)).toEqual([`${keep.cid}_eth0`]);
+    expect(records(net)).toEqual([`${keep.cid}~eth0`]);
     delPod(net, keep, false);
   });
 
@@ -278,7 +278,7 @@ describe.each(BACKENDS)('portmap with %s', (backend: Backend) => {
     expect(winners).toHaveLength(1);
     const winner = pods[race.findIndex((r) => r.code === 0)] as Pod;
     for (const r of race.filter((x) => x.code !== 0)) expect(r.stdout).toContain(`already mapped by container ${winner.cid}`);
-    expect(records(net)).toEqual([`${winner.cid}_eth0`]);
+    expect(records(net)).toEqual([`${winner.cid}~eth0`]);
     expect((await portmapAsync('DEL', net, winner, undefined)).code).toBe(0);
 
     const ports = pods.map(() => nextPort());

@@ -128,6 +128,17 @@ describe('FileLock', () => {
     b.release();
   });
 
+  it('is re-entrant: a nested acquire holds the lock until the outermost release', () => {
+    mkdirSync(net);
+    const l = new FileLock(net);
+    l.acquire();
+    l.acquire();
+    l.release();
+    expect(existsSync(join(net, '.tscni-lock'))).toBe(true);
+    l.release();
+    expect(existsSync(join(net, '.tscni-lock'))).toBe(false);
+  });
+
   it('gets past a thief that died inside the steal section', () => {
     mkdirSync(net);
     const p = spawnSync('sh', ['-c', 'echo $$ $(cut -d" " -f22 /proc/$$/stat)'], { encoding: 'utf8' });
@@ -153,5 +164,10 @@ describe('FileLock', () => {
     }
     expect(code).toBe(11);
     expect(readFileSync(join(net, '.tscni-lock'), 'utf8')).toBe(`1 ${processStartTime(1)}`);
+    try {
+      new FileLock(net).acquire(50);
+    } catch (e) {
+      expect((e as Error).message).toContain('timed out after 50 ms waiting for the lock');
+    }
   });
 });

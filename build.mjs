@@ -8,6 +8,8 @@
  *
  * Flags and why (figures in the README's performance notes):
  *   --bytecode                      precompiled bytecode: VERSION ~35 -> ~10 ms (needs ESM output)
+ *   --splitting                     each plugin and the CLI are chunks inside the one file, loaded
+ *                                   on import: a call loads only its plugin (~1.5 ms less start-up)
  *   --no-compile-autoload-dotenv    a root plugin must never read .env from its working directory
  *   --no-compile-autoload-bunfig    ... nor bunfig.toml (it can preload arbitrary code)
  *   --target=bun-linux-x64-baseline runs on x86-64 CPUs without AVX2
@@ -111,6 +113,7 @@ function buildTarget(name, target) {
       'build',
       join(root, 'lib/entry.ts'),
       '--compile',
+      '--splitting',
       '--bytecode',
       '--format=esm',
       '--minify-syntax',

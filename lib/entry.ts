@@ -11,22 +11,22 @@
 import { basename } from 'node:path';
 import { registerInProcessPlugins } from './cni/invoke.ts';
 import { runPlugin } from './cni/run.ts';
-import { PLUGINS } from '../plugins/registry.ts';
+import { PLUGIN_LOADERS } from '../plugins/registry.ts';
 
 const CLI_NAMES = new Set(['tscni', 'entry.ts', 'entry.js']);
 
 function main(): void {
-  registerInProcessPlugins(process.execPath, PLUGINS);
+  registerInProcessPlugins(process.execPath, PLUGIN_LOADERS);
   const invokedAs = basename(process.argv0 || process.execPath);
-  const plugin = PLUGINS.get(invokedAs);
-  if (plugin) {
-    void runPlugin(plugin);
+  const load = PLUGIN_LOADERS.get(invokedAs);
+  if (load) {
+    void load().then(runPlugin);
     return;
   }
   // Busybox style: `tscni-plugins loopback` runs the loopback plugin.
-  const named = process.argv[2] ? PLUGINS.get(process.argv[2]) : undefined;
+  const named = process.argv[2] ? PLUGIN_LOADERS.get(process.argv[2]) : undefined;
   if (named && !CLI_NAMES.has(invokedAs)) {
-    void runPlugin(named);
+    void named().then(runPlugin);
     return;
   }
   void import('../cli/main.ts');

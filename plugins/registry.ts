@@ -1,25 +1,22 @@
-/** Every plugin in the multi-call executable, by its CNI type name. */
+/**
+ * Every plugin in the multi-call executable, by its CNI type name, as a
+ * loader: a call evaluates only the plugin it runs (and the CLI only the
+ * names), which keeps the module start-up of every call small.
+ */
 import type { Plugin } from '../lib/cni/skel.ts';
-import { hostLocalPlugin } from '../ipam/host-local/plugin.ts';
-import { staticPlugin } from '../ipam/static/plugin.ts';
-import { bridgePlugin } from './bridge/plugin.ts';
-import { loopbackPlugin } from './loopback/plugin.ts';
-import { macvlanPlugin } from './macvlan/plugin.ts';
-import { portmapPlugin } from './portmap/plugin.ts';
-import { ptpPlugin } from './ptp/plugin.ts';
-import { ipvlanPlugin } from './ipvlan/plugin.ts';
-import { vlanPlugin } from './vlan/plugin.ts';
 
-export const PLUGINS: ReadonlyMap<string, Plugin> = new Map<string, Plugin>([
-  ['loopback', loopbackPlugin],
-  ['host-local', hostLocalPlugin],
-  ['bridge', bridgePlugin],
-  ['portmap', portmapPlugin],
-  ['ptp', ptpPlugin],
-  ['macvlan', macvlanPlugin],
-  ['static', staticPlugin],
-  ['ipvlan', ipvlanPlugin],
-  ['vlan', vlanPlugin],
+export type PluginLoader = () => Promise<Plugin>;
+
+export const PLUGIN_LOADERS: ReadonlyMap<string, PluginLoader> = new Map<string, PluginLoader>([
+  ['loopback', async () => (await import('./loopback/plugin.ts')).loopbackPlugin],
+  ['host-local', async () => (await import('../ipam/host-local/plugin.ts')).hostLocalPlugin],
+  ['bridge', async () => (await import('./bridge/plugin.ts')).bridgePlugin],
+  ['portmap', async () => (await import('./portmap/plugin.ts')).portmapPlugin],
+  ['ptp', async () => (await import('./ptp/plugin.ts')).ptpPlugin],
+  ['macvlan', async () => (await import('./macvlan/plugin.ts')).macvlanPlugin],
+  ['static', async () => (await import('../ipam/static/plugin.ts')).staticPlugin],
+  ['ipvlan', async () => (await import('./ipvlan/plugin.ts')).ipvlanPlugin],
+  ['vlan', async () => (await import('./vlan/plugin.ts')).vlanPlugin],
 ]);
 
-export const PLUGIN_NAMES: readonly string[] = [...PLUGINS.keys()];
+export const PLUGIN_NAMES: readonly string[] = [...PLUGIN_LOADERS.keys()];

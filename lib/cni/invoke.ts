@@ -18,13 +18,13 @@ import { parseResult } from './version.ts';
 
 interface InProcessRegistry {
   selfPath: string;
-  plugins: ReadonlyMap<string, Plugin>;
+  plugins: ReadonlyMap<string, () => Promise<Plugin>>;
 }
 
 let inProcess: InProcessRegistry | undefined;
 
-/** Called by the multi-call entry point: these plugins live in `selfPath`. */
-export function registerInProcessPlugins(selfPath: string, plugins: ReadonlyMap<string, Plugin>): void {
+/** Called by the multi-call entry point: these plugins (by loader) live in `selfPath`. */
+export function registerInProcessPlugins(selfPath: string, plugins: ReadonlyMap<string, () => Promise<Plugin>>): void {
   inProcess = { selfPath, plugins };
 }
 
@@ -58,11 +58,11 @@ function sameFile(a: string, b: string): boolean {
   }
 }
 
-function inProcessPlugin(pluginPath: string, type: string): Plugin | undefined {
+async function inProcessPlugin(pluginPath: string, type: string): Promise<Plugin | undefined> {
   if (!inProcess || process.env.TSCNI_NO_INPROCESS) return undefined;
-  const plugin = inProcess.plugins.get(type);
-  if (!plugin) return undefined;
-  return sameFile(pluginPath, inProcess.selfPath) ? plugin : undefined;
+  const load = inProcess.plugins.get(type);
+  if (!load || !sameFile(pluginPath, inProcess.selfPath)) return undefined;
+  return load();
 }
 
 interface RawOutput {
@@ -125,9 +125,9 @@ function errorFromOutput(type: string, out: RawOutput): CniError {
  * bad IPAM section fails before any link exists. An external plugin is only
  * located (its config is its own business until it runs).
  */
-export function validateDelegate(type: string, stdinData: Buffer, env: Env): void {
+export async function validateDelegate(type: string, stdinData: Buffer, env: Env): Promise<void> {
   const path = findInPath(type, env.CNI_PATH ?? '');
-  const local = inProcessPlugin(path, type);
+  const local = await inProcessPlugin(path, type);
   local?.validate?.(decodeConfig(stdinData), env.CNI_ARGS ?? '');
 }
 
@@ -135,7 +135,7 @@ export function validateDelegate(type: string, stdinData: Buffer, env: Env): voi
 export async function delegate(command: Command, type: string, stdinData: Buffer, env: Env): Promise<Result | undefined> {
   const path = findInPath(type, env.CNI_PATH ?? '');
   const childEnv: Env = { ...env, CNI_COMMAND: command };
-  const local = inProcessPlugin(path, type);
+  const local = await inProcessPlugin(path, type);
   const out = local ? await runInProcess(local, stdinData, childEnv) : await runExternal(path, stdinData, childEnv);
   if (out.code !== 0) throw errorFromOutput(type, out);
   if (command !== 'ADD') return undefined;

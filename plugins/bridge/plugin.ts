@@ -73,7 +73,7 @@ async function add(args: CmdArgs): Promise<Result> {
     throw new CniError(ErrorCode.Internal, `failed to create bridge "${conf.bridge}": "${conf.bridge}" already exists but is not a bridge`);
   }
   // Everything that can be checked is checked before the kernel is touched: our own IPAM's config too.
-  if (conf.ipamType) validateDelegate(conf.ipamType, args.stdinData, args.env);
+  if (conf.ipamType) await validateDelegate(conf.ipamType, args.stdinData, args.env);
   const undo = new UndoStack();
   const ns = openNetns(args.netns);
   const host = Rtnl.host();

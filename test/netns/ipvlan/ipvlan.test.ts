@@ -74,15 +74,6 @@ describe.each(['ipvlan', 'vlan'] as const)('%s', (kind) => {
     expect(linkNames(a)).toEqual(['lo']);
   });
 
-  it.runIf(kind === 'ipvlan' && supported)('ipvlan l3: pods on one master reach each other', () => {
-    const { host } = setup();
-    const [a, b] = [createNetns('tva'), createNetns('tvb')];
-    const config = conf('ipvlan', dataDir(), { mode: 'l3' });
-    callInOk(host, 'ipvlan', { command: 'ADD', cid: 'l3a', netns: a.path, config });
-    callInOk(host, 'ipvlan', { command: 'ADD', cid: 'l3b', netns: b.path, config });
-    expect(ping(a, '10.253.5.11')).toBe(true);
-  });
-
   it('invalid config is rejected before anything changes', () => {
     const { host } = setup();
     const a = createNetns('tva');
@@ -91,5 +82,26 @@ describe.each(['ipvlan', 'vlan'] as const)('%s', (kind) => {
     expect(r.json?.code).toBe(7);
     expect(r.json?.msg).toBe(kind === 'vlan' ? 'invalid VLAN ID 5000 (must be between 0 and 4095 inclusive)' : 'unknown ipvlan mode: "l4"');
     expect(linkNames(a)).toEqual(['lo']);
+  });
+});
+
+describe('ipvlan l3', () => {
+  const supported = kernelHas('ipvlan');
+  it(`pods on one master reach each other (ipvlan driver ${supported ? 'present' : 'absent: a named failure that rolled back'})`, () => {
+    const { host } = setup();
+    const [a, b] = [createNetns('tva'), createNetns('tvb')];
+    const dir = dataDir();
+    const config = conf('ipvlan', dir, { mode: 'l3' });
+    if (!supported) {
+      const r = callIn(host, 'ipvlan', { command: 'ADD', cid: 'l3u', netns: a.path, config });
+      expect(r.code).toBe(1);
+      expect(String(r.json?.msg)).toMatch(/failed to create ipvlan .*(Unknown device type|not supported)/);
+      expect(linkNames(a)).toEqual(['lo']);
+      expect(reservations(dir, 'tscni-tv-ipvlan')).toEqual([]);
+      return;
+    }
+    callInOk(host, 'ipvlan', { command: 'ADD', cid: 'l3a', netns: a.path, config });
+    callInOk(host, 'ipvlan', { command: 'ADD', cid: 'l3b', netns: b.path, config });
+    expect(ping(a, '10.253.5.11')).toBe(true);
   });
 });

@@ -1,9 +1,12 @@
 /**
  * bridge: Docker-style bridge networking. ADD reads as a fixed recipe:
- * config -> IPAM -> host batch (bridge, veth, port flags, gateway) -> pod
- * (sysctls, addresses, routes) -> forwarding -> masquerade -> port up ->
- * result. Every step that changes something pushes its undo; any failure
- * unwinds the stack, so a failed ADD leaves no veth, reservation or rule.
+ * config (and our IPAM's config) validated -> 1. IPAM -> 2. masquerade
+ * child started -> 3. host links in-process (bridge, veth with its pod end
+ * created in the netns, port flags, gateway addresses) -> 4. pod side
+ * in-process (sysctls, addresses, routes) -> 5. masquerade done -> spoof
+ * check, forwarding, port up -> result. Every step that changes something
+ * pushes its undo on the next line; any failure unwinds the stack, so a
+ * failed ADD leaves no veth, bridge it created, reservation or rule.
  */
 import { CniError, ErrorCode, toCniError } from '../../lib/cni/errors.ts';
 import { delegate, delegateAdd, validateDelegate } from '../../lib/cni/invoke.ts';
@@ -90,14 +93,6 @@ async function add(args: CmdArgs): Promise<Result> {
   }
 }
 
-/** Await every promise, then throw the first failure (so every undo step is registered first). */
-async function allOrThrow<T extends readonly unknown[]>(ps: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
-  const settled = await Promise.allSettled(ps);
-  const failed = settled.find((r) => r.status === 'rejected');
-  if (failed) throw (failed as PromiseRejectedResult).reason;
-  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
-}
-
 interface Kernel {
   ns: NetnsHandle;
   host: Rtnl;
@@ -115,91 +110,84 @@ async function addSteps(args: CmdArgs, conf: BridgeConfig, k: Kernel, undo: Undo
   const wantsGw = conf.isGateway && !!conf.ipamType;
   const vlanGwName = conf.vlan !== 0 && wantsGw ? `${br}.${conf.vlan}` : undefined;
 
-  // IPAM first: an external IPAM process then runs while we do the host side.
+  // 1. IPAM (our host-local runs in-process).
   const ipamType = conf.ipamType;
-  const ipamP = ipamType
-    ? delegateAdd(ipamType, args.stdinData, args.env).then((r) => {
-        logDebug('bridge ADD: IPAM done', performance.now().toFixed(1));
-        undo.push('IPAM DEL', () => delegate('DEL', ipamType, args.stdinData, args.env));
-        return r;
-      })
-    : Promise.resolve(undefined);
-  // Host side, in-process: bridge, veth pair (container end straight into the pod's netns), port flags.
-  let bridge: LinkInfo;
-  let hostLink: LinkInfo;
-  let gwLink: LinkInfo | undefined;
-  let vlanGwPeer: string | undefined;
-  try {
-    bridge = ensureBridge(k.host, conf, () =>
-      // A bridge this ADD created goes again on failure, unless another pod joined it meanwhile.
-      undo.push('delete the bridge this ADD created', async () => {
-        if (bridgePorts(br).length === 0) k.host.deleteLink(br);
-      }),
-    );
-    undo.push('delete host veth', async () => k.host.deleteLink(hostVeth));
-    hostLink = createPodVeth(k.host, conf, bridge, hostVeth, k.ns, args.ifName);
-    if (vlanGwName) {
-      gwLink = k.host.getLink(vlanGwName);
-      if (!gwLink) {
-        vlanGwPeer = randomVethName();
-        undo.push('delete vlan gateway veth', async () => k.host.deleteLink(vlanGwName));
-        gwLink = createVlanGateway(k.host, conf, bridge, vlanGwName, vlanGwPeer);
-      }
-    } else if (wantsGw) {
-      gwLink = bridge;
-    }
-  } catch (e) {
-    await ipamP.catch(() => undefined); // let IPAM finish and register its undo step
-    throw e;
-  }
-  logDebug('bridge ADD: host links done', performance.now().toFixed(1));
-  const ipam = await ipamP;
-  failpoint(args, 'after-ipam');
-  failpoint(args, 'after-veth');
-
   let plan: GatewayPlan | undefined;
   let dns = conf.dns;
-  if (ipam) {
+  if (ipamType) {
+    const ipam = await delegateAdd(ipamType, args.stdinData, args.env);
+    undo.push('IPAM DEL', () => delegate('DEL', ipamType, args.stdinData, args.env));
+    logDebug('bridge ADD: IPAM done', performance.now().toFixed(1));
     if (!ipam.ips || ipam.ips.length === 0) throw new CniError(ErrorCode.Internal, 'IPAM plugin returned missing IP config');
     plan = planGateways(ipam, conf);
     dns = conf.dns ?? ipam.dns;
   }
+  failpoint(args, 'after-ipam');
 
+  // 2. Masquerade is a child (iptables-restore or nft): start it now, so it runs while we do the kernel work in-process.
+  let masq: Promise<void> = Promise.resolve();
+  if (plan && conf.ipMasq) {
+    const cidrs = plan.ips.map((ip) => ip.address);
+    masq = setupMasquerade(conf.ipMasqBackend ?? detectMasqBackend(), cidrs, conf.name, args.ifName, args.containerId);
+    masq.catch(() => {}); // awaited in step 5; an earlier failure unwinds through the undo step below
+    const started = masq;
+    undo.push('masquerade teardown', async () => {
+      await started.catch(() => undefined); // never tear down while the setup still runs
+      await teardownMasquerade({ network: conf.name, ifname: args.ifName, containerId: args.containerId, families: familiesOf(cidrs), cidrs });
+    });
+    await yieldToChildren();
+  }
+
+  // 3. Host side, in-process: bridge, veth pair (container end straight into the pod's netns), port flags.
+  const bridge = ensureBridge(k.host, conf, () =>
+    // A bridge this ADD created goes again on failure, unless another pod joined it meanwhile.
+    undo.push('delete the bridge this ADD created', async () => {
+      if (bridgePorts(br).length === 0) k.host.deleteLink(br);
+    }),
+  );
+  undo.push('delete host veth', async () => k.host.deleteLink(hostVeth));
+  const hostLink = createPodVeth(k.host, conf, bridge, hostVeth, k.ns, args.ifName);
+  let gwLink: LinkInfo | undefined = wantsGw ? bridge : undefined;
+  let vlanGwPeer: string | undefined;
+  if (vlanGwName) {
+    gwLink = k.host.getLink(vlanGwName);
+    if (!gwLink) {
+      vlanGwPeer = randomVethName();
+      undo.push('delete vlan gateway veth', async () => k.host.deleteLink(vlanGwName));
+      gwLink = createVlanGateway(k.host, conf, bridge, vlanGwName, vlanGwPeer);
+    }
+  }
+  logDebug('bridge ADD: host links done', performance.now().toFixed(1));
+  failpoint(args, 'after-veth');
+
+  // Host follow-ups: no router advertisements on our links, port VLANs, the gateway addresses (bridge MAC pinned once it carries one).
   writeSysctl(`net/ipv6/conf/${br}/accept_ra`, '0', { ifChanged: true });
   writeSysctl(`net/ipv6/conf/${hostVeth}/accept_ra`, '0');
   if (vlanGwPeer) writeSysctl(`net/ipv6/conf/${vlanGwPeer}/accept_ra`, '0');
-
-  // Masquerade runs as a child (iptables-restore / nft); start it, then do the kernel work meanwhile.
-  const tasks: Array<Promise<unknown>> = [];
-  if (plan && conf.ipMasq) {
-    const cidrs = plan.ips.map((ip) => ip.address);
-    undo.push('masquerade teardown', () =>
-      teardownMasquerade({ network: conf.name, ifname: args.ifName, containerId: args.containerId, families: familiesOf(cidrs), cidrs }),
-    );
-    tasks.push(setupMasquerade(conf.ipMasqBackend ?? detectMasqBackend(), cidrs, conf.name, args.ifName, args.containerId));
-  }
-  // Host follow-ups: port VLANs, the gateway addresses (bridge MAC pinned once it carries one).
   const defaultPvid = Number(readLinkFile(br, 'bridge/default_pvid') ?? '1');
   applyPortVlans(k.host, hostLink.index, planPortVlans(conf.vlan, conf.vlanTrunk, conf.preserveDefaultVlan, defaultPvid));
   if (vlanGwPeer) {
     const peer = k.host.getLink(vlanGwPeer);
     if (peer) applyPortVlans(k.host, peer.index, planPortVlans(conf.vlan, undefined, conf.preserveDefaultVlan, defaultPvid));
   }
-  if (plan && wantsGw && gwLink) {
+  if (plan && gwLink) {
     const gw = gwLink;
-    const existing = k.host.listAddrs(undefined, gw.index);
-    const addrPlan = planBridgeAddrs(gw.name, existing, plan.bridgeAddrs, conf.forceAddress, !conf.enabledad);
+    const addrPlan = planBridgeAddrs(gw.name, k.host.listAddrs(undefined, gw.index), plan.bridgeAddrs, conf.forceAddress, !conf.enabledad);
     applyBridgeAddrs(k.host, gw.name, gw.index, addrPlan);
     if (addrPlan.add.length && !vlanGwName) {
       const mac = readLinkFile(br, 'address');
       if (mac) k.host.setLink(bridge.index, { mac });
     }
   }
-  if (tasks.length) await yieldToChildren();
-  tasks.push(configurePod(args, conf, plan, k));
-  const [contLink] = (await allOrThrow(tasks.reverse())) as [LinkInfo | undefined];
-  logDebug('bridge ADD: pod, gateway and masquerade done', performance.now().toFixed(1));
+
+  // 4. Pod side, in-process: sysctls, addresses, link up, routes.
+  const contLink = await configurePod(args, conf, plan, k);
+  logDebug('bridge ADD: pod done', performance.now().toFixed(1));
   failpoint(args, 'after-pod');
+
+  // 5. The masquerade child's outcome.
+  await masq;
+  logDebug('bridge ADD: masquerade done', performance.now().toFixed(1));
   failpoint(args, 'after-masq');
 
   if (conf.macspoofchk) {

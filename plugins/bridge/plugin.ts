@@ -304,7 +304,19 @@ async function del(args: CmdArgs): Promise<void> {
   logDebug('bridge DEL: start', performance.now().toFixed(1));
   const tasks: Array<Promise<unknown>> = [];
 
-  // Children first (IPAM when external, rule teardown), so they run while we delete the veth in-process.
+  // The veth pair first. With prevResult naming a host veth that is still a
+  // port of our bridge with the MAC the ADD reported, delete it from the host
+  // side; otherwise delete the pod end inside the netns. Deleting either end
+  // removes both. A missing netns or link is success. It goes before the rule
+  // teardown: both wait for the kernel's RCU grace periods and slow each
+  // other down when they overlap (measured: 60 ms together, ~40 ms in turn).
+  if (args.netnsState === 'ok') {
+    try {
+      deletePodVeth(args, conf);
+    } catch (e) {
+      tasks.push(Promise.reject(e));
+    }
+  }
   if (conf.ipamType) tasks.push(delegate('DEL', conf.ipamType, args.stdinData, args.env));
   if (conf.macspoofchk) tasks.push(teardownSpoofCheck(spoofRefId(args.containerId, args.ifName)));
   // Teardown is keyed by the rules' tags; prevResult only narrows the families to look at.
@@ -314,19 +326,6 @@ async function del(args: CmdArgs): Promise<void> {
     tasks.push(
       teardownMasquerade({ network: conf.name, ifname: args.ifName, containerId: args.containerId, families, cidrs: ips?.map((i) => i.address), backend: conf.ipMasqBackend ?? detectMasqBackend() }),
     );
-  }
-  // The veth pair. With prevResult naming a host veth that is still a port of
-  // our bridge with the MAC the ADD reported, delete it from the host side;
-  // otherwise delete the pod end inside the netns. Deleting either end
-  // removes both. A missing netns or link is success.
-  if (args.netnsState === 'ok') {
-    // Let the children get their stdin first: the kernel's veth teardown blocks this thread for ~20 ms.
-    await yieldToChildren();
-    try {
-      deletePodVeth(args, conf);
-    } catch (e) {
-      tasks.push(Promise.reject(e));
-    }
   }
   const results = await Promise.allSettled(tasks.map((t, i) => t.finally(() => logDebug(`bridge DEL: task ${i} done`, performance.now().toFixed(1)))));
   const errors = results.flatMap((r) => (r.status === 'rejected' ? [toCniError(r.reason)] : []));

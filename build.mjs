@@ -4,7 +4,8 @@
  * (`bun build --compile --bytecode`), hard-linked under every plugin name in
  * dist/bin/. It runs on hosts without Node.js or Bun.
  *
- *   dist/bin/tscni   the executable; bridge, host-local, portmap, loopback ... are hard links
+ *   dist/bin/tscni       the executable; bridge, host-local, portmap, loopback ... are hard links
+ *   dist/test-bin/tscni  the same with failure injection compiled in (lib/failpoint.ts), for tests only
  *
  * Flags and why (figures in the README's performance notes):
  *   --bytecode                      precompiled bytecode: VERSION ~35 -> ~10 ms (needs ESM output)
@@ -47,6 +48,9 @@ const TARGETS = {
   'linux-arm64': { bunTarget: 'bun-linux-arm64', pkg: '@oven/bun-linux-aarch64', binDir: join(dist, 'bin-arm64') },
 };
 
+/** The test build: the same executable with failure injection compiled in (lib/failpoint.ts), for rollback tests only. */
+const TEST_TARGET = { ...TARGETS['linux-x64'], binDir: join(dist, 'test-bin'), failpoints: true };
+
 function argValue(name) {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : undefined;
@@ -63,7 +67,7 @@ function listSources(dir, out = []) {
 
 function sourceStamp(targets) {
   const files = ['lib', 'plugins', 'ipam', 'cli'].flatMap((d) => (existsSync(join(root, d)) ? listSources(join(root, d)) : []));
-  files.push(join(root, 'build.mjs'), join(root, 'package-lock.json'));
+  files.push(join(root, 'main.ts'), join(root, 'build.mjs'), join(root, 'package-lock.json'));
   const h = createHash('sha256');
   h.update(targets.join(','));
   for (const f of files.sort()) {
@@ -111,7 +115,7 @@ function buildTarget(name, target) {
     process.execPath,
     [
       'build',
-      join(root, 'lib/entry.ts'),
+      join(root, 'main.ts'),
       '--compile',
       '--splitting',
       '--bytecode',
@@ -121,6 +125,7 @@ function buildTarget(name, target) {
       '--no-compile-autoload-bunfig',
       `--target=${target.bunTarget}`,
       `--compile-executable-path=${runtimeFor(target)}`,
+      `--define=process.env.TSCNI_BUILD_WITH_FAILPOINTS=${JSON.stringify(target.failpoints ? '1' : '0')}`,
       '--outfile',
       tmp,
     ],
@@ -155,5 +160,6 @@ const t0 = Date.now();
 mkdirSync(dist, { recursive: true });
 const pluginNames = await import('./plugins/registry.ts');
 for (const name of wanted) buildTarget(name, { ...TARGETS[name], pluginNames });
+buildTarget('linux-x64 test build', { ...TEST_TARGET, pluginNames });
 writeFileSync(stampFile, stamp);
 console.error(`build: done in ${((Date.now() - t0) / 1000).toFixed(1)}s`);

@@ -6,7 +6,8 @@
  * The CNI side of an attachment lives in the libcni result cache as usual;
  * this file only remembers which networks a pod joined and how.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { writeFileAtomic } from '../lib/fs.ts';
 import { join } from 'node:path';
 import { UsageError } from './context.ts';
 
@@ -57,9 +58,7 @@ export function readPod(stateDir: string, name: string): PodRecord | undefined {
 export function writePod(stateDir: string, pod: PodRecord): void {
   mkdirSync(podsDir(stateDir), { recursive: true, mode: 0o700 });
   const path = join(podsDir(stateDir), `${pod.name}.json`);
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(pod, null, 2)}\n`, { mode: 0o600 });
-  renameSync(tmp, path);
+  writeFileAtomic(path, `${JSON.stringify(pod, null, 2)}\n`);
 }
 
 export function deletePod(stateDir: string, name: string): void {

@@ -4,9 +4,10 @@
  * ADD: parse -> (resolv.conf) -> lock -> allocate one IP per set -> result.
  */
 import { readFileSync } from 'node:fs';
+import { validAttachments } from '../../lib/cni/attachments.ts';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import type { CmdArgs, Plugin } from '../../lib/cni/skel.ts';
-import type { Dns, Result, ValidAttachment } from '../../lib/cni/types.ts';
+import type { Dns, Result } from '../../lib/cni/types.ts';
 import { LATEST_VERSION } from '../../lib/cni/version.ts';
 import { formatIp, ipEquals, parseIpOrCidrAddress } from '../../lib/ip/cidr.ts';
 import { TSCNI_VERSION } from '../../lib/version-info.ts';
@@ -102,23 +103,9 @@ async function check(args: CmdArgs): Promise<void> {
   }
 }
 
-function validAttachments(args: CmdArgs): ValidAttachment[] {
-  const raw = args.config['cni.dev/valid-attachments'];
-  // libcni sends null for an empty list; no list means no valid attachment.
-  if (raw === undefined || raw === null) return [];
-  if (!Array.isArray(raw)) throw new CniError(ErrorCode.InvalidNetworkConfig, 'cni.dev/valid-attachments: must be an array');
-  return raw.map((a, i) => {
-    const o = a as Record<string, unknown> | null;
-    if (!o || typeof o.containerID !== 'string' || typeof o.ifname !== 'string') {
-      throw new CniError(ErrorCode.InvalidNetworkConfig, `cni.dev/valid-attachments[${i}]: needs "containerID" and "ifname" strings`);
-    }
-    return { containerID: o.containerID, ifname: o.ifname };
-  });
-}
-
 async function gc(args: CmdArgs): Promise<void> {
   const cfg = loadConfig(args);
-  const valid = validAttachments(args);
+  const valid = validAttachments(args.config);
   const store = openStore(cfg);
   if (!store.exists()) return;
   const { errors } = store.withLock(() => store.gc(valid));

@@ -49,3 +49,14 @@ export function toCniError(err: unknown): CniError {
 export function invalidConfig(msg: string, details = ''): CniError {
   return new CniError(ErrorCode.InvalidNetworkConfig, msg, details);
 }
+
+/**
+ * Settle every task (DEL and GC keep cleaning past a failure), then throw
+ * one error for all failures: the only one as it is, several joined under
+ * code 999. Resolves when all succeeded.
+ */
+export async function settleAll(tasks: ReadonlyArray<Promise<unknown>>): Promise<void> {
+  const errors = (await Promise.allSettled(tasks)).flatMap((r) => (r.status === 'rejected' ? [toCniError(r.reason)] : []));
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new CniError(ErrorCode.Internal, errors.map((e) => e.message).join('; '));
+}

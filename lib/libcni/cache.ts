@@ -11,7 +11,8 @@
  * fsync, rename), and an empty or corrupt file reads as "nothing cached"
  * instead of failing the DEL that needs it.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { writeFileAtomic } from '../fs.ts';
 import { join } from 'node:path';
 
 export const DEFAULT_CACHE_DIR = '/var/lib/cni';
@@ -91,15 +92,8 @@ export function parseCacheEntry(text: string): CachedAttachment | undefined {
 export function writeCacheEntry(cacheDir: string, a: CachedAttachment): string {
   const path = cacheFilePath(cacheDir, a);
   mkdirSync(join(cacheDir, 'results'), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, renderCacheEntry(a));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
+  // Durable: the cache is what lets a runtime DEL after its own restart.
+  writeFileAtomic(path, renderCacheEntry(a), { durable: true });
   return path;
 }
 

@@ -11,8 +11,9 @@
  * still acts on the pod's, so no thread stays in a foreign namespace.
  */
 import { withNetns, type NetnsHandle } from '../netns.ts';
-import { NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, attrText, encodeMessage, errorCode, parseAttrs, parseMessages, type RawMessage } from './codec.ts';
-import { closeFd, openRouteSocket, recvInto, sendAll, strerror } from './ffi.ts';
+import type { RawMessage } from './codec.ts';
+import { closeFd, openRouteSocket } from './ffi.ts';
+import { NetlinkError, exchange } from './socket.ts';
 import {
   addAddrRequest,
   addRouteRequest,
@@ -52,34 +53,12 @@ export const ESRCH = 3;
 export const ENETUNREACH = 101;
 export const EHOSTUNREACH = 113;
 
-/** A kernel refusal: errno, libc's text, and the kernel's extended ACK message when it gave one. */
-export class NetlinkError extends Error {
-  readonly errno: number;
-  constructor(what: string, errno: number, extack?: string) {
-    super(`failed to ${what}: ${strerror(errno)}${extack ? ` (${extack})` : ''}`);
-    this.name = 'NetlinkError';
-    this.errno = errno;
-  }
-}
-
-const NLM_F_CAPPED = 0x100;
-const NLM_F_ACK_TLVS = 0x200;
-const NLMSGERR_ATTR_MSG = 1;
-
-/** The kernel's extended ACK text of an NLMSG_ERROR message, if any. */
-function extackOf(m: RawMessage): string | undefined {
-  if (!(m.flags & NLM_F_ACK_TLVS)) return undefined;
-  const origLen = m.flags & NLM_F_CAPPED ? NLMSG_HDRLEN : m.payload.readUInt32LE(4);
-  return attrText(parseAttrs(m.payload, 4 + origLen).get(NLMSGERR_ATTR_MSG));
-}
-
-const RECV_BUF = Buffer.alloc(1 << 18);
+export { NetlinkError };
 
 export class Rtnl {
   /** Where the socket acts, for messages: "host" or the netns path. */
   readonly where: string;
   private fd: number;
-  private seq = Math.floor(Date.now() / 1000) & 0x7fffffff;
 
   private constructor(fd: number, where: string) {
     this.fd = fd;
@@ -107,27 +86,7 @@ export class Rtnl {
   /** Send one request; return the messages before the ACK (or before DONE for a dump). */
   private exchange(req: Request, what: () => string): RawMessage[] {
     if (this.fd < 0) throw new Error(`netlink socket (${this.where}) is closed`);
-    const seq = ++this.seq;
-    sendAll(this.fd, encodeMessage({ ...req, seq }));
-    const dump = (req.flags & 0x300) === 0x300;
-    const out: RawMessage[] = [];
-    for (;;) {
-      const n = recvInto(this.fd, RECV_BUF);
-      // Copy out: the receive buffer is reused by the next read.
-      for (const m of parseMessages(Buffer.from(RECV_BUF.subarray(0, n)))) {
-        if (m.seq !== seq) continue; // a late reply to an earlier request
-        if (m.type === NLMSG_ERROR) {
-          const errno = errorCode(m.payload);
-          if (errno !== 0) throw new NetlinkError(what(), errno, extackOf(m));
-          return out;
-        }
-        if (m.type === NLMSG_DONE) {
-          if (dump) return out;
-          continue;
-        }
-        out.push(m);
-      }
-    }
+    return exchange(this.fd, req, what);
   }
 
   private act(req: Request, what: () => string): void {

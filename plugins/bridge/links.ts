@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
-import { EEXIST, NetlinkError, type Rtnl } from '../../lib/netlink/rtnl.ts';
+import { EEXIST, NetlinkError, withRtnl, type Rtnl } from '../../lib/netlink/rtnl.ts';
 import type { LinkInfo } from '../../lib/netlink/messages.ts';
 import type { NetnsHandle } from '../../lib/netns.ts';
 import type { BridgeConfig } from './config.ts';
@@ -82,12 +82,24 @@ export function ensureBridge(host: Rtnl, conf: BridgeConfig, onCreated: () => vo
  */
 export function createPodVeth(host: Rtnl, conf: BridgeConfig, bridge: LinkInfo, hostVeth: string, ns: NetnsHandle, ifName: string): LinkInfo {
   const mtu = conf.mtu > 0 ? conf.mtu : undefined;
-  host.createVeth({ name: hostVeth, peerName: ifName, mtu, peerMac: conf.mac, peerNetnsFd: ns.fd }, ns.path);
+  try {
+    host.createVeth({ name: hostVeth, peerName: ifName, mtu, peerMac: conf.mac, peerNetnsFd: ns.fd }, ns.path);
+  } catch (e) {
+    // Say what exists where: the host name is fresh, so it is the pod's interface.
+    if (e instanceof NetlinkError && e.errno === EEXIST && podHasLink(ns, ifName)) {
+      throw new CniError(ErrorCode.Internal, `container interface "${ifName}" already exists in ${ns.path}`);
+    }
+    throw e;
+  }
   host.setLink(hostVeth, { master: bridge.index, up: true });
   if (conf.hairpinMode || conf.portIsolation) host.setBridgePort(hostVeth, { hairpin: conf.hairpinMode, isolated: conf.portIsolation });
   const link = host.getLink(hostVeth);
   if (!link) throw new CniError(ErrorCode.Internal, `failed to read veth "${hostVeth}" right after creating it`);
   return link;
+}
+
+function podHasLink(ns: NetnsHandle, ifName: string): boolean {
+  return withRtnl(ns, (pod) => pod.getLink(ifName) !== undefined);
 }
 
 /** "<bridge>.<vlan>": a host veth whose peer is a bridge port in the VLAN, carrying the gateway addresses. */

@@ -8,15 +8,17 @@
  * pushes its undo on the next line; any failure unwinds the stack, so a
  * failed ADD leaves no veth, bridge it created, reservation or rule.
  */
-import { CniError, ErrorCode, toCniError } from '../../lib/cni/errors.ts';
+import { validAttachments } from '../../lib/cni/attachments.ts';
+import { CniError, ErrorCode, settleAll } from '../../lib/cni/errors.ts';
 import { delegate, delegateAdd, validateDelegate } from '../../lib/cni/invoke.ts';
 import type { CmdArgs, Plugin } from '../../lib/cni/skel.ts';
-import type { IpConfig, Result, ValidAttachment } from '../../lib/cni/types.ts';
+import type { IpConfig, Result } from '../../lib/cni/types.ts';
 import { LATEST_VERSION } from '../../lib/cni/version.ts';
 import { detectMasqBackend, familiesOf, gcMasquerade, missingMasquerade, setupMasquerade, teardownMasquerade } from '../../lib/firewall/masquerade.ts';
 import { setupSpoofCheck, spoofRefId, teardownSpoofCheck } from '../../lib/firewall/spoofcheck.ts';
 import { familyOf, type Family } from '../../lib/ip/prefix.ts';
 import { logDebug } from '../../lib/log.ts';
+import { UndoStack } from '../../lib/undo.ts';
 import type { LinkInfo } from '../../lib/netlink/messages.ts';
 import { Rtnl, withRtnl } from '../../lib/netlink/rtnl.ts';
 import { closeNetns, inspectNetns, openNetns, writeSysctlsIn, type NetnsHandle } from '../../lib/netns.ts';
@@ -39,35 +41,8 @@ import {
   waitOperUp,
 } from './links.ts';
 import { CONTAINER_IF_INDEX, planBridgeAddrs, planGateways, planPodAddrs, planPodRoutes, planPortVlans, podSysctls, type GatewayPlan } from './render.ts';
+import { failpoint } from '../../lib/failpoint.ts';
 
-/**
- * TEST-ONLY failure injection: TSCNI_TEST_FAIL_AT=<step> makes ADD fail
- * right after that step (after-ipam, after-veth, after-pod, after-masq,
- * before-result), so tests can prove that rollback leaves nothing behind.
- */
-function failpoint(args: CmdArgs, step: string): void {
-  if (args.env.TSCNI_TEST_FAIL_AT === step) throw new CniError(ErrorCode.Internal, `injected failure at ${step} (TSCNI_TEST_FAIL_AT)`);
-}
-
-class UndoStack {
-  private readonly steps: Array<{ what: string; fn: () => Promise<unknown> }> = [];
-
-  push(what: string, fn: () => Promise<unknown>): void {
-    this.steps.push({ what, fn });
-  }
-
-  /** Undo everything, newest first; errors are logged, never thrown (the original error wins). */
-  async unwind(): Promise<void> {
-    for (const s of this.steps.reverse()) {
-      try {
-        await s.fn();
-      } catch (e) {
-        process.stderr.write(`[tscni] bridge rollback: ${s.what} failed: ${(e as Error).message}\n`);
-      }
-    }
-    this.steps.length = 0;
-  }
-}
 
 async function add(args: CmdArgs): Promise<Result> {
   const conf = parseBridgeConfig(args.config, args.args);
@@ -77,7 +52,7 @@ async function add(args: CmdArgs): Promise<Result> {
   }
   // Everything that can be checked is checked before the kernel is touched: our own IPAM's config too.
   if (conf.ipamType) await validateDelegate(conf.ipamType, args.stdinData, args.env);
-  const undo = new UndoStack();
+  const undo = new UndoStack('bridge');
   const ns = openNetns(args.netns);
   const host = Rtnl.host();
   const pod = Rtnl.in(ns);
@@ -122,7 +97,7 @@ async function addSteps(args: CmdArgs, conf: BridgeConfig, k: Kernel, undo: Undo
     plan = planGateways(ipam, conf);
     dns = conf.dns ?? ipam.dns;
   }
-  failpoint(args, 'after-ipam');
+  failpoint(args.env, 'after-ipam');
 
   // 2. Masquerade is a child (iptables-restore or nft): start it now, so it runs while we do the kernel work in-process.
   let masq: Promise<void> = Promise.resolve();
@@ -158,7 +133,7 @@ async function addSteps(args: CmdArgs, conf: BridgeConfig, k: Kernel, undo: Undo
     }
   }
   logDebug('bridge ADD: host links done', performance.now().toFixed(1));
-  failpoint(args, 'after-veth');
+  failpoint(args.env, 'after-veth');
 
   // Host follow-ups: no router advertisements on our links, port VLANs, the gateway addresses (bridge MAC pinned once it carries one).
   writeSysctl(`net/ipv6/conf/${br}/accept_ra`, '0', { ifChanged: true });
@@ -183,12 +158,12 @@ async function addSteps(args: CmdArgs, conf: BridgeConfig, k: Kernel, undo: Undo
   // 4. Pod side, in-process: sysctls, addresses, link up, routes.
   const contLink = await configurePod(args, conf, plan, k);
   logDebug('bridge ADD: pod done', performance.now().toFixed(1));
-  failpoint(args, 'after-pod');
+  failpoint(args.env, 'after-pod');
 
   // 5. The masquerade child's outcome.
   await masq;
   logDebug('bridge ADD: masquerade done', performance.now().toFixed(1));
-  failpoint(args, 'after-masq');
+  failpoint(args.env, 'after-masq');
 
   if (conf.macspoofchk) {
     const refId = spoofRefId(args.containerId, args.ifName);
@@ -205,7 +180,7 @@ async function addSteps(args: CmdArgs, conf: BridgeConfig, k: Kernel, undo: Undo
   // The port must be up before the pod starts.
   if (!conf.disableContainerInterface) await waitOperUp(hostVeth);
   logDebug('bridge ADD: port up', performance.now().toFixed(1));
-  failpoint(args, 'before-result');
+  failpoint(args.env, 'before-result');
 
   const result: Result = {
     cniVersion: LATEST_VERSION,
@@ -327,10 +302,7 @@ async function del(args: CmdArgs): Promise<void> {
       teardownMasquerade({ network: conf.name, ifname: args.ifName, containerId: args.containerId, families, cidrs: ips?.map((i) => i.address), backend: conf.ipMasqBackend ?? detectMasqBackend() }),
     );
   }
-  const results = await Promise.allSettled(tasks.map((t, i) => t.finally(() => logDebug(`bridge DEL: task ${i} done`, performance.now().toFixed(1)))));
-  const errors = results.flatMap((r) => (r.status === 'rejected' ? [toCniError(r.reason)] : []));
-  if (errors.length === 1) throw errors[0];
-  if (errors.length > 1) throw new CniError(ErrorCode.Internal, errors.map((e) => e.message).join('; '));
+  await settleAll(tasks);
   logDebug('bridge DEL done', args.containerId);
 }
 
@@ -353,15 +325,10 @@ async function check(args: CmdArgs): Promise<void> {
 
 async function gc(args: CmdArgs): Promise<void> {
   const conf = parseBridgeConfig(args.config, args.args);
-  const raw = (args.config as Record<string, unknown>)['cni.dev/valid-attachments'];
-  const valid: ValidAttachment[] = Array.isArray(raw)
-    ? raw.filter((a): a is ValidAttachment => typeof a === 'object' && a !== null && typeof (a as ValidAttachment).containerID === 'string')
-    : [];
+  const valid = validAttachments(args.config);
   const tasks: Array<Promise<unknown>> = [gcMasquerade(conf.name, valid)];
   if (conf.ipamType) tasks.push(delegate('GC', conf.ipamType, args.stdinData, args.env));
-  const errors = (await Promise.allSettled(tasks)).flatMap((r) => (r.status === 'rejected' ? [toCniError(r.reason)] : []));
-  if (errors.length === 1) throw errors[0];
-  if (errors.length > 1) throw new CniError(ErrorCode.Internal, errors.map((e) => e.message).join('; '));
+  await settleAll(tasks);
 }
 
 async function status(args: CmdArgs): Promise<void> {

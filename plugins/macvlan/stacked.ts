@@ -25,6 +25,7 @@ import { closeNetns, openNetns, type NetnsHandle } from '../../lib/netns.ts';
 import { TSCNI_VERSION } from '../../lib/version-info.ts';
 import { UndoStack, settleAll, withUndo } from '../ptp/common.ts';
 import { checkPodIface, configurePodIface, createStackedInPod, defaultRouteLink, deletePodLink, internal } from '../ptp/pod-iface.ts';
+import { failpoint } from '../../lib/failpoint.ts';
 
 /** What every stacked plugin's config carries. */
 export interface StackedConfig {
@@ -54,10 +55,6 @@ export interface StackedKind<C extends StackedConfig> {
   notify: boolean;
 }
 
-/** TEST-ONLY: TSCNI_TEST_FAIL_AT=<step> fails ADD right after that step (after-ipam, after-link, after-pod). */
-function failpoint(args: CmdArgs, step: string): void {
-  if (args.env.TSCNI_TEST_FAIL_AT === step) throw new CniError(ErrorCode.Internal, `injected failure at ${step} (TSCNI_TEST_FAIL_AT)`);
-}
 
 interface Master {
   link: LinkInfo;
@@ -116,11 +113,11 @@ export function stackedPlugin<C extends StackedConfig>(k: StackedKind<C>): Plugi
       if (prevIps.length === 0) throw internal(`${k.kind}: no IPAM configuration and no addresses in prevResult`);
       ipam = { ...(args.config.prevResult as Result), ips: prevIps };
     }
-    failpoint(args, 'after-ipam');
+    failpoint(args.env, 'after-ipam');
 
     const link = createStackedInPod(host, pod, ns, k.linkSpec(conf, master.link.index), args.ifName, conf.linkInContainer);
     undo.push(`delete ${k.kind} "${args.ifName}" in ${args.netns}`, () => pod.deleteLink(link.index));
-    failpoint(args, 'after-link');
+    failpoint(args.env, 'after-link');
 
     const result: Result = { cniVersion: LATEST_VERSION, interfaces: [{ name: args.ifName, mac: link.mac, sandbox: args.netns }] };
     if (ipam) {
@@ -130,7 +127,7 @@ export function stackedPlugin<C extends StackedConfig>(k: StackedKind<C>): Plugi
     } else {
       pod.setLink(link.index, { up: true });
     }
-    failpoint(args, 'after-pod');
+    failpoint(args.env, 'after-pod');
     const dns = conf.dns ?? ipam?.dns;
     if (dns) result.dns = dns;
     return result;

@@ -11,8 +11,9 @@
  *   GC     attachments not in cni.dev/valid-attachments lose their mappings
  */
 import type { CmdArgs, Plugin } from '../../lib/cni/skel.ts';
+import { validAttachments } from '../../lib/cni/attachments.ts';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
-import type { Result, ValidAttachment } from '../../lib/cni/types.ts';
+import type { Result } from '../../lib/cni/types.ts';
 import { detectMasqBackend, hasCommand } from '../../lib/firewall/masquerade.ts';
 import type { Family } from '../../lib/ip/prefix.ts';
 import { logDebug } from '../../lib/log.ts';
@@ -243,15 +244,9 @@ async function check(args: CmdArgs): Promise<void> {
   else await checkPodIptables(rec);
 }
 
-function validAttachments(raw: unknown): ValidAttachment[] {
-  if (raw === undefined) return [];
-  if (!Array.isArray(raw)) throw new CniError(ErrorCode.InvalidNetworkConfig, 'invalid "cni.dev/valid-attachments": must be an array');
-  return raw.filter((a): a is ValidAttachment => typeof a === 'object' && a !== null && typeof (a as ValidAttachment).containerID === 'string');
-}
-
 async function gc(args: CmdArgs): Promise<void> {
   const cfg = parsePortmapConfig(args.config, args.ifName);
-  const valid = validAttachments((args.config as Record<string, unknown>)['cni.dev/valid-attachments']);
+  const valid = validAttachments(args.config);
   const isValid = (cid: string, ifName?: string) => valid.some((a) => a.containerID === cid && (ifName === undefined || a.ifname === ifName));
   const state = new PortmapState(cfg.stateDir);
   const errors: string[] = [];

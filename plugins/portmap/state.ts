@@ -17,7 +17,8 @@
  * number of pods.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { readJsonOr, writeFileAtomic } from '../../lib/fs.ts';
 import { join } from 'node:path';
 import { FileLock } from '../../lib/file-lock.ts';
 import type { Family } from '../../lib/ip/prefix.ts';
@@ -55,19 +56,8 @@ export interface PortHolder {
   ifName: string;
 }
 
-function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, path);
-}
-
-function readJson<T>(path: string): T | undefined {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch {
-    return undefined;
-  }
-}
+const writeAtomic = (path: string, text: string) => writeFileAtomic(path, text);
+const readJson = <T>(path: string): T | undefined => readJsonOr<T | undefined>(path, undefined);
 
 function listDir(path: string): string[] {
   try {
@@ -200,9 +190,18 @@ export class PortmapState {
 
   deleteRecord(h: PortHolder): void {
     rmSync(this.recordPath(h), { force: true });
+    // The network's folder goes with its last record (rmdir fails while others remain).
+    const tidy = () => {
+      try {
+        rmdirSync(join(this.dir, 'attachments', h.network));
+      } catch {
+        // Other records remain, or it is gone already.
+      }
+    };
     // A legacy-named file goes only if it is this holder's.
     const legacy = readJson<AttachmentRecord>(this.legacyRecordPath(h));
     if (legacy && sameHolder(legacy, h)) rmSync(this.legacyRecordPath(h), { force: true });
+    tidy();
   }
 
   /** Every record of a network (GC). */

@@ -5,61 +5,13 @@
  * block. They live here, next to the first plugin that needed them, until
  * they move to lib/ (see the issue 16 report).
  */
-import { CniError, ErrorCode, toCniError } from '../../lib/cni/errors.ts';
-import type { Dns, NetConf, ValidAttachment } from '../../lib/cni/types.ts';
+import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
+import type { Dns, NetConf } from '../../lib/cni/types.ts';
 
-/** Undo steps of an ADD, run newest first when a later step fails. */
-export class UndoStack {
-  private readonly steps: Array<{ what: string; fn: () => unknown }> = [];
-  constructor(private readonly plugin: string) {}
-
-  push(what: string, fn: () => unknown): void {
-    this.steps.push({ what, fn });
-  }
-
-  /** Undo everything, newest first; failures are logged to stderr, never thrown (the original error wins). */
-  async unwind(): Promise<void> {
-    for (const s of this.steps.reverse()) {
-      try {
-        await s.fn();
-      } catch (e) {
-        process.stderr.write(`[tscni] ${this.plugin} rollback: ${s.what} failed: ${(e as Error).message}\n`);
-      }
-    }
-    this.steps.length = 0;
-  }
-}
-
-/** Run `fn`; on failure unwind `undo` and rethrow the original error. */
-export async function withUndo<T>(undo: UndoStack, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    await undo.unwind();
-    throw e;
-  }
-}
-
-/** Settle every task and throw one error for all failures (the only one as is; several joined, code 999). */
-export async function settleAll(tasks: ReadonlyArray<Promise<unknown>>): Promise<void> {
-  const errors = (await Promise.allSettled(tasks)).flatMap((r) => (r.status === 'rejected' ? [toCniError(r.reason)] : []));
-  if (errors.length === 1) throw errors[0];
-  if (errors.length > 1) throw new CniError(ErrorCode.Internal, errors.map((e) => e.message).join('; '));
-}
-
-/** GC's `cni.dev/valid-attachments` (libcni sends null for none). Throws code 7 on a malformed list. */
-export function validAttachments(config: NetConf): ValidAttachment[] {
-  const raw = config['cni.dev/valid-attachments'];
-  if (raw === undefined || raw === null) return [];
-  if (!Array.isArray(raw)) throw new CniError(ErrorCode.InvalidNetworkConfig, 'cni.dev/valid-attachments: must be an array');
-  return raw.map((a, i) => {
-    const o = a as Record<string, unknown> | null;
-    if (!o || typeof o.containerID !== 'string' || typeof o.ifname !== 'string') {
-      throw new CniError(ErrorCode.InvalidNetworkConfig, `cni.dev/valid-attachments[${i}]: needs "containerID" and "ifname" strings`);
-    }
-    return { containerID: o.containerID, ifname: o.ifname };
-  });
-}
+// Shared with every plugin: the undo stack, error aggregation and the valid-attachments parser live in lib/.
+export { UndoStack, withUndo } from '../../lib/undo.ts';
+export { settleAll } from '../../lib/cni/errors.ts';
+export { validAttachments } from '../../lib/cni/attachments.ts';
 
 export const badConfig = (msg: string, details = '') => new CniError(ErrorCode.InvalidNetworkConfig, msg, details);
 

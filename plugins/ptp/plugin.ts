@@ -13,7 +13,6 @@
  * result; every step registers its undo. DEL: IPAM DEL, masquerade teardown
  * by the rules' tags (works with the netns gone), the veth.
  */
-import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { delegate, delegateAdd } from '../../lib/cni/invoke.ts';
 import type { CmdArgs, Plugin } from '../../lib/cni/skel.ts';
 import type { Result } from '../../lib/cni/types.ts';
@@ -28,11 +27,8 @@ import { TSCNI_VERSION } from '../../lib/version-info.ts';
 import { UndoStack, settleAll, validAttachments, withUndo } from './common.ts';
 import { parsePtpConfig, type PtpConfig } from './config.ts';
 import { checkPodIface, configurePodIface, deletePodLink, internal, tmpLinkName } from './pod-iface.ts';
+import { failpoint } from '../../lib/failpoint.ts';
 
-/** TEST-ONLY: TSCNI_TEST_FAIL_AT=<step> fails ADD right after that step (after-ipam, after-veth, after-pod, after-masq). */
-function failpoint(args: CmdArgs, step: string): void {
-  if (args.env.TSCNI_TEST_FAIL_AT === step) throw new CniError(ErrorCode.Internal, `injected failure at ${step} (TSCNI_TEST_FAIL_AT)`);
-}
 
 const hostPrefix = (f: Family) => (f === 4 ? 32 : 128);
 
@@ -54,7 +50,7 @@ async function add(args: CmdArgs): Promise<Result> {
 async function addSteps(args: CmdArgs, conf: PtpConfig, undo: UndoStack, host: Rtnl, pod: Rtnl, ns: ReturnType<typeof openNetns>): Promise<Result> {
   const ipam = await delegateAdd(conf.ipamType, args.stdinData, args.env);
   undo.push('IPAM DEL', () => delegate('DEL', conf.ipamType, args.stdinData, args.env));
-  failpoint(args, 'after-ipam');
+  failpoint(args.env, 'after-ipam');
   const ips = ipam.ips ?? [];
   if (ips.length === 0) throw internal('IPAM plugin returned missing IP config');
   for (const ip of ips) {
@@ -72,7 +68,7 @@ async function addSteps(args: CmdArgs, conf: PtpConfig, undo: UndoStack, host: R
   host.setLink(hostVeth, { up: true });
   const hostLink = host.getLink(hostVeth);
   if (!hostLink) throw internal(`failed to lookup "${hostVeth}" right after creating it`);
-  failpoint(args, 'after-veth');
+  failpoint(args.env, 'after-veth');
 
   const result: Result = {
     cniVersion: LATEST_VERSION,
@@ -103,7 +99,7 @@ async function addSteps(args: CmdArgs, conf: PtpConfig, undo: UndoStack, host: R
     pod.addRoute({ dst: r.dst, gw, index: contLink.index, priority: r.priority, table: r.table, scope: r.scope, mtu: r.mtu, advmss: r.advmss }, ifDesc);
   }
   (result.interfaces as NonNullable<Result['interfaces']>)[1] = { name: args.ifName, mac: contLink.mac, sandbox: args.netns };
-  failpoint(args, 'after-pod');
+  failpoint(args.env, 'after-pod');
 
   // Host: the gateway address on the host end, a host route to the pod.
   const hostDesc = `"${hostVeth}"`;
@@ -125,7 +121,7 @@ async function addSteps(args: CmdArgs, conf: PtpConfig, undo: UndoStack, host: R
     );
     await setupMasquerade(conf.ipMasqBackend ?? detectMasqBackend(), cidrs, conf.name, args.ifName, args.containerId);
   }
-  failpoint(args, 'after-masq');
+  failpoint(args.env, 'after-masq');
   return result;
 }
 

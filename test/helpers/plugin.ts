@@ -8,9 +8,12 @@ import { join } from 'node:path';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const BIN_DIR = join(ROOT, 'dist', 'bin');
+/** The test build: failure injection (TSCNI_TEST_FAIL_AT) compiled in; the shipped build ignores it. */
+export const TEST_BIN_DIR = join(ROOT, 'dist', 'test-bin');
 
-export function binPath(name: string): string {
-  const p = join(BIN_DIR, name);
+/** The shipped executable under `name`, or the test build when `failpoints` is asked for. */
+export function binPath(name: string, failpoints = false): string {
+  const p = join(failpoints ? TEST_BIN_DIR : BIN_DIR, name);
   if (!existsSync(p)) throw new Error(`${p} is missing: run "npm run build" first (npm test does)`);
   return p;
 }
@@ -42,13 +45,15 @@ export function callPlugin(name: string, call: PluginCall): PluginOutput {
   if (call.netns !== undefined) env.CNI_NETNS = call.netns;
   if (call.ifname !== undefined) env.CNI_IFNAME = call.ifname;
   if (call.args !== undefined) env.CNI_ARGS = call.args;
-  env.CNI_PATH = call.path ?? BIN_DIR;
+  // A call that injects a failure runs the test build (and finds its IPAM there too).
+  const failpoints = call.env?.TSCNI_TEST_FAIL_AT !== undefined;
+  env.CNI_PATH = call.path ?? (failpoints ? TEST_BIN_DIR : BIN_DIR);
   for (const [k, v] of Object.entries(call.env ?? {})) {
     if (v === undefined) delete env[k];
     else env[k] = v;
   }
   const input = call.stdin ?? (call.config === undefined ? '' : JSON.stringify(call.config));
-  const r = spawnSync(binPath(name), [], { env, input, encoding: 'utf8' });
+  const r = spawnSync(binPath(name, failpoints), [], { env, input, encoding: 'utf8' });
   if (r.error) throw r.error;
   let json: Record<string, unknown> | undefined;
   try {

@@ -82,8 +82,7 @@ describe('bridge ADD rollback', () => {
     const a = createNetns('tba');
     a.exec(['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0p']);
     const out = call('ADD', config, { cid: `dup-${rand()}`, ns: a });
-    expect(out.json).toMatchObject({ code: 999 });
-    expect(String(out.json?.msg)).toContain('File exists');
+    expect(out.json).toMatchObject({ code: 999, msg: `container interface "eth0" already exists in ${a.path}` });
     expect(bridgePorts(net.bridge)).toEqual([]);
     expect(reservations(net)).toEqual([]);
     expect(sh(['ip', '-o', 'link', 'show', 'type', 'veth'])).not.toMatch(new RegExp(`master ${net.bridge}\\b`));

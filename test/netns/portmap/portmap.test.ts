@@ -162,6 +162,8 @@ describe.each(BACKENDS)('portmap with %s', (backend: Backend) => {
     delPod(net, ns, false);
     delPod(net, a, false);
     expect(records(net)).toEqual([]);
+    // No empty per-network folder is left behind.
+    expect(existsSync(join(net.stateDir, 'attachments', net.name))).toBe(false);
   });
 
   it('one container on two networks publishing the same port: no conflict, the first wins, DEL of either leaves the other working', async () => {

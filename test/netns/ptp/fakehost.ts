@@ -12,7 +12,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { BIN_DIR, binPath, type PluginOutput } from '../../helpers/plugin.ts';
+import { BIN_DIR, TEST_BIN_DIR, binPath, type PluginOutput } from '../../helpers/plugin.ts';
 import { createNetns, removeAllNetns, type TestNetns } from '../../helpers/netns.ts';
 
 export const REFERENCE_DIR = '/usr/lib/cni';
@@ -64,12 +64,13 @@ export function callIn(host: TestNetns, plugin: string, c: Call, reference = fal
     CNI_COMMAND: c.command,
     CNI_CONTAINERID: c.cid,
     CNI_IFNAME: c.ifname ?? 'eth0',
-    CNI_PATH: reference ? REFERENCE_DIR : BIN_DIR,
+    CNI_PATH: reference ? REFERENCE_DIR : c.env?.TSCNI_TEST_FAIL_AT ? TEST_BIN_DIR : BIN_DIR,
     ...(c.env ?? {}),
   };
   if (c.netns !== undefined) env.CNI_NETNS = c.netns;
   if (c.args !== undefined) env.CNI_ARGS = c.args;
-  const exe = reference ? join(REFERENCE_DIR, plugin) : binPath(plugin);
+  // A call that injects a failure runs the test build (failure injection compiled in).
+  const exe = reference ? join(REFERENCE_DIR, plugin) : binPath(plugin, c.env?.TSCNI_TEST_FAIL_AT !== undefined);
   const r = spawnSync('ip', ['netns', 'exec', host.name, exe], { env, input: JSON.stringify(c.config), encoding: 'utf8' });
   if (r.error) throw r.error;
   let json: Record<string, unknown> | undefined;

@@ -6,7 +6,7 @@
  * executable; NODE_OPTIONS and NODE_EXTRA_CA_CERTS mean nothing to Bun.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -97,5 +97,35 @@ describe('stdin', () => {
     });
     expect(r.status).toBe(1);
     expect(JSON.parse(r.stdout)).toEqual({ cniVersion: '1.1.0', code: 6, msg: `network config on stdin is larger than ${16 * 1024 * 1024} bytes` });
+  });
+});
+
+describe('names the executable does not know', () => {
+  it('answers a runtime with a CNI error naming the unknown plugin, and prints usage otherwise', () => {
+    const link = join(work, 'firewall-not-yet');
+    symlinkSync(binPath('tscni'), link);
+    const asPlugin = spawnSync(link, [], { env: { ...BASE_ENV, CNI_COMMAND: 'ADD' }, input: '{}', encoding: 'utf8' });
+    expect(asPlugin.status).toBe(1);
+    const err = JSON.parse(asPlugin.stdout) as { code: number; msg: string };
+    expect(err.code).toBe(7);
+    expect(err.msg).toMatch(/^unknown plugin "firewall-not-yet": this tscni executable provides .*bridge/);
+    const asCli = spawnSync(link, ['--help'], { env: BASE_ENV, encoding: 'utf8' });
+    expect(asCli.status).toBe(0);
+    expect(asCli.stdout).toContain('tscni <command>');
+  });
+});
+
+describe('failure injection', () => {
+  it('exists only in the test build: the shipped executable ignores TSCNI_TEST_FAIL_AT', () => {
+    const ns = createNetns('fp');
+    const br = `tx${uniqueName('x').slice(-6)}`;
+    bridges.push(br);
+    const conf = JSON.stringify({ cniVersion: '1.1.0', name: 'tscni-exe', type: 'bridge', bridge: br });
+    const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'fp1', CNI_NETNS: ns.path, CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent', TSCNI_TEST_FAIL_AT: 'after-veth' };
+    const test = spawnSync(binPath('bridge', true), [], { env: { ...BASE_ENV, ...env }, input: conf, encoding: 'utf8' });
+    expect(JSON.parse(test.stdout)).toMatchObject({ code: 999, msg: 'injected failure at after-veth (TSCNI_TEST_FAIL_AT)' });
+    const shipped = run('bridge', env, { input: conf });
+    expect(shipped.code, shipped.stdout).toBe(0);
+    expect(readFileSync(binPath('bridge')).includes('TSCNI_TEST_FAIL_AT')).toBe(false);
   });
 });

@@ -8,12 +8,13 @@
  * with a dynamic import, so its module bodies run only when invoked as
  * `tscni`: a plugin call never evaluates them.
  */
+import { writeSync } from 'node:fs';
 import { basename } from 'node:path';
-import { registerInProcessPlugins } from './cni/invoke.ts';
-import { runPlugin } from './cni/run.ts';
-import { PLUGIN_LOADERS } from '../plugins/registry.ts';
+import { registerInProcessPlugins } from './lib/cni/invoke.ts';
+import { runPlugin } from './lib/cni/run.ts';
+import { PLUGIN_LOADERS } from './plugins/registry.ts';
 
-const CLI_NAMES = new Set(['tscni', 'entry.ts', 'entry.js']);
+const CLI_NAMES = new Set(['tscni', 'main.ts', 'main.js']);
 
 function main(): void {
   registerInProcessPlugins(process.execPath, PLUGIN_LOADERS);
@@ -29,7 +30,13 @@ function main(): void {
     void named().then(runPlugin);
     return;
   }
-  void import('../cli/main.ts');
+  // A name we do not know, called the way a runtime calls a plugin: answer in the protocol, not with usage text.
+  if (process.env.CNI_COMMAND && !CLI_NAMES.has(invokedAs)) {
+    const msg = `unknown plugin "${invokedAs}": this tscni executable provides ${[...PLUGIN_LOADERS.keys()].join(', ')}`;
+    writeSync(1, `${JSON.stringify({ cniVersion: '1.1.0', code: 7, msg }, null, 4)}\n`);
+    process.exit(1);
+  }
+  void import('./cli/main.ts');
 }
 
 main();

@@ -9,8 +9,8 @@ import type { CmdArgs } from '../../lib/cni/skel.ts';
 import { IFLA_IPVLAN_MODE, IPVLAN_MODE_L2, IPVLAN_MODE_L3, IPVLAN_MODE_L3S, attrU16 } from '../../lib/netlink/codec.ts';
 import { readMaster } from '../macvlan/config.ts';
 import { stackedPlugin, type StackedConfig } from '../macvlan/stacked.ts';
-import { badConfig, dnsOf, ipamTypeOf, readBool, readInt, readString } from '../ptp/common.ts';
-import { internal } from '../ptp/pod-iface.ts';
+import { badConfig, dnsOf, ipamTypeOf, readBool, readInt, readString } from '../../lib/cni/config-read.ts';
+import { internal } from '../../lib/pod-iface.ts';
 
 const MODES: Readonly<Record<string, number>> = { l2: IPVLAN_MODE_L2, l3: IPVLAN_MODE_L3, l3s: IPVLAN_MODE_L3S };
 

@@ -9,7 +9,7 @@
 import { parseCniArgs } from '../../lib/cni/args.ts';
 import type { CmdArgs } from '../../lib/cni/skel.ts';
 import { MACVLAN_MODE_BRIDGE, MACVLAN_MODE_PASSTHRU, MACVLAN_MODE_PRIVATE, MACVLAN_MODE_VEPA } from '../../lib/netlink/codec.ts';
-import { badConfig, dnsOf, ipamTypeOf, isIfName, readBool, readInt, readMac, readString } from '../ptp/common.ts';
+import { badConfig, dnsOf, ipamTypeOf, isIfName, readBool, readInt, readMac, readString } from '../../lib/cni/config-read.ts';
 import type { StackedConfig } from './stacked.ts';
 
 export const MACVLAN_MODES: Readonly<Record<string, number>> = {

@@ -5,7 +5,7 @@
  * ipvlan and vlan (stacked.ts).
  */
 import { IFLA_MACVLAN_BC_QUEUE_LEN, IFLA_MACVLAN_MODE, attrU32 } from '../../lib/netlink/codec.ts';
-import { internal } from '../ptp/pod-iface.ts';
+import { internal } from '../../lib/pod-iface.ts';
 import { macvlanModeName, parseMacvlanConfig, type MacvlanConfig } from './config.ts';
 import { stackedPlugin } from './stacked.ts';
 

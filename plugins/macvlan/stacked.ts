@@ -14,7 +14,7 @@
  * Each plugin supplies a StackedKind: its parsed config and how to build and
  * verify its link.
  */
-import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
+import { CniError, ErrorCode, settleAll } from '../../lib/cni/errors.ts';
 import { delegate, delegateAdd } from '../../lib/cni/invoke.ts';
 import type { CmdArgs, Plugin } from '../../lib/cni/skel.ts';
 import type { Dns, Result } from '../../lib/cni/types.ts';
@@ -23,8 +23,8 @@ import type { LinkDetails, LinkInfo, NewSubLink } from '../../lib/netlink/messag
 import { Rtnl } from '../../lib/netlink/rtnl.ts';
 import { closeNetns, openNetns, type NetnsHandle } from '../../lib/netns.ts';
 import { TSCNI_VERSION } from '../../lib/version-info.ts';
-import { UndoStack, settleAll, withUndo } from '../ptp/common.ts';
-import { checkPodIface, configurePodIface, createStackedInPod, defaultRouteLink, deletePodLink, internal } from '../ptp/pod-iface.ts';
+import { UndoStack, withUndo } from '../../lib/undo.ts';
+import { checkPodIface, configurePodIface, createStackedInPod, defaultRouteLink, deletePodLink, internal } from '../../lib/pod-iface.ts';
 import { failpoint } from '../../lib/failpoint.ts';
 
 /** What every stacked plugin's config carries. */

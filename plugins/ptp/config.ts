@@ -5,7 +5,7 @@
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import type { Dns, NetConf } from '../../lib/cni/types.ts';
 import type { MasqBackend } from '../../lib/firewall/masquerade.ts';
-import { badConfig, dnsOf, ipamTypeOf, readBool, readInt } from './common.ts';
+import { badConfig, dnsOf, ipamTypeOf, readBool, readInt } from '../../lib/cni/config-read.ts';
 
 export interface PtpConfig {
   name: string;

@@ -24,9 +24,11 @@ import { EEXIST, NetlinkError, Rtnl, withRtnl } from '../../lib/netlink/rtnl.ts'
 import { closeNetns, openNetns } from '../../lib/netns.ts';
 import { writeSysctl } from '../../lib/sysctl.ts';
 import { TSCNI_VERSION } from '../../lib/version-info.ts';
-import { UndoStack, settleAll, validAttachments, withUndo } from './common.ts';
+import { validAttachments } from '../../lib/cni/attachments.ts';
+import { settleAll } from '../../lib/cni/errors.ts';
+import { UndoStack, withUndo } from '../../lib/undo.ts';
 import { parsePtpConfig, type PtpConfig } from './config.ts';
-import { checkPodIface, configurePodIface, deletePodLink, internal, tmpLinkName } from './pod-iface.ts';
+import { checkPodIface, configurePodIface, deletePodLink, internal, tmpLinkName } from '../../lib/pod-iface.ts';
 import { failpoint } from '../../lib/failpoint.ts';
 
 

@@ -8,8 +8,8 @@ import type { CmdArgs } from '../../lib/cni/skel.ts';
 import { IFLA_VLAN_ID, attrU16 } from '../../lib/netlink/codec.ts';
 import { readMaster } from '../macvlan/config.ts';
 import { stackedPlugin, type StackedConfig } from '../macvlan/stacked.ts';
-import { badConfig, dnsOf, ipamTypeOf, readBool, readInt } from '../ptp/common.ts';
-import { internal } from '../ptp/pod-iface.ts';
+import { badConfig, dnsOf, ipamTypeOf, readBool, readInt } from '../../lib/cni/config-read.ts';
+import { internal } from '../../lib/pod-iface.ts';
 
 export interface VlanConfig extends StackedConfig {
   vlanId: number;

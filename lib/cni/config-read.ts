@@ -1,17 +1,11 @@
 /**
- * Pieces every plugin of the ptp/macvlan/ipvlan/vlan/host-device/dummy
- * family shares: the undo stack of a failed ADD, error aggregation for DEL
- * and GC, config field readers (pure, code 7 naming the field) and the IPAM
- * block. They live here, next to the first plugin that needed them, until
- * they move to lib/ (see the issue 16 report).
+ * Config field readers every interface plugin (ptp, macvlan, ipvlan, vlan,
+ * host-device, dummy) shares: pure, and a bad value is a code 7 error that
+ * names the field. Also the IPAM block's type and the reference's
+ * "dns set" test.
  */
-import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
-import type { Dns, NetConf } from '../../lib/cni/types.ts';
-
-// Shared with every plugin: the undo stack, error aggregation and the valid-attachments parser live in lib/.
-export { UndoStack, withUndo } from '../../lib/undo.ts';
-export { settleAll } from '../../lib/cni/errors.ts';
-export { validAttachments } from '../../lib/cni/attachments.ts';
+import { CniError, ErrorCode } from './errors.ts';
+import type { Dns, NetConf } from './types.ts';
 
 export const badConfig = (msg: string, details = '') => new CniError(ErrorCode.InvalidNetworkConfig, msg, details);
 

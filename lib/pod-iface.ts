@@ -14,14 +14,14 @@
  *                      linkInContainer), then renamed, as the reference does
  */
 import { randomBytes } from 'node:crypto';
-import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
-import type { CmdArgs } from '../../lib/cni/skel.ts';
-import type { Result } from '../../lib/cni/types.ts';
-import { canonicalCidr, defaultDst, familyOf, networkOf } from '../../lib/ip/prefix.ts';
-import { RT_TABLE_MAIN } from '../../lib/netlink/codec.ts';
-import type { LinkInfo, NewSubLink } from '../../lib/netlink/messages.ts';
-import { withRtnl, type Rtnl } from '../../lib/netlink/rtnl.ts';
-import { closeNetns, inspectNetns, openNetns, writeSysctlsIn, type NetnsHandle } from '../../lib/netns.ts';
+import { CniError, ErrorCode } from './cni/errors.ts';
+import type { CmdArgs } from './cni/skel.ts';
+import type { Result } from './cni/types.ts';
+import { canonicalCidr, defaultDst, familyOf, networkOf } from './ip/prefix.ts';
+import { RT_TABLE_MAIN } from './netlink/codec.ts';
+import type { LinkInfo, NewSubLink } from './netlink/messages.ts';
+import { withRtnl, type Rtnl } from './netlink/rtnl.ts';
+import { closeNetns, inspectNetns, openNetns, writeSysctlsIn, type NetnsHandle } from './netns.ts';
 
 const IFA_F_DADFAILED = 0x08;
 const IFA_F_TENTATIVE = 0x40;

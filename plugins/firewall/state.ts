@@ -1,0 +1,109 @@
+/**
+ * What the firewall plugin remembers (the reference remembers nothing, so
+ * its DEL without prevResult cannot find the rules, and it never knows when
+ * a bridge's last pod has gone):
+ *
+ *   <stateDir>/.tscni-lock                       serialises list + apply (lib/file-lock.ts)
+ *   <stateDir>/attachments/<net>/<cid>~<ifname>  one record per attachment (ifname URI-encoded)
+ *
+ * Records are complete JSON files renamed into place.
+ */
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FileLock } from '../../lib/file-lock.ts';
+import type { FirewallBackend, IngressPolicy } from './config.ts';
+
+export interface FirewallRecord {
+  network: string;
+  containerId: string;
+  ifName: string;
+  backend: FirewallBackend;
+  adminChain: string;
+  policy: IngressPolicy;
+  bridge?: string;
+  /** Host prefixes: <ip>/32 and <ip>/128. */
+  prefixes: string[];
+  /** The pod's netns path at ADD (the reload skips attachments whose namespace is gone). */
+  netns?: string;
+}
+
+export interface Holder {
+  network: string;
+  containerId: string;
+  ifName: string;
+}
+
+const same = (a: Holder, b: Holder) => a.network === b.network && a.containerId === b.containerId && a.ifName === b.ifName;
+
+function readJson<T>(path: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+function listDir(path: string): string[] {
+  try {
+    return readdirSync(path);
+  } catch {
+    return [];
+  }
+}
+
+/** The records of one state directory; every method that changes files is called under `locked`. */
+export class FirewallState {
+  readonly dir: string;
+  private readonly lock: FileLock;
+
+  constructor(dir: string) {
+    this.dir = dir;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    this.lock = new FileLock(dir);
+  }
+
+  /** Run `fn` holding the lock (bounded wait; code 11 when it times out). */
+  async locked<T>(fn: () => Promise<T>): Promise<T> {
+    this.lock.acquire();
+    try {
+      return await fn();
+    } finally {
+      this.lock.release();
+    }
+  }
+
+  private path(h: Holder): string {
+    return join(this.dir, 'attachments', h.network, `${h.containerId}~${encodeURIComponent(h.ifName)}`);
+  }
+
+  read(h: Holder): FirewallRecord | undefined {
+    const r = readJson<FirewallRecord>(this.path(h));
+    return r && same(r, h) ? r : undefined;
+  }
+
+  write(r: FirewallRecord): void {
+    mkdirSync(join(this.dir, 'attachments', r.network), { recursive: true, mode: 0o700 });
+    const p = this.path(r);
+    const tmp = `${p}.tmp-${process.pid}`;
+    writeFileSync(tmp, JSON.stringify(r), { mode: 0o600 });
+    renameSync(tmp, p);
+  }
+
+  remove(h: Holder): void {
+    rmSync(this.path(h), { force: true });
+  }
+
+  /** Every record (all networks), or those of `network`. */
+  all(network?: string): FirewallRecord[] {
+    const root = join(this.dir, 'attachments');
+    const nets = network === undefined ? listDir(root) : [network];
+    return nets.flatMap((n) =>
+      listDir(join(root, n))
+        .filter((f) => !f.includes('.tmp-'))
+        .map((f) => readJson<FirewallRecord>(join(root, n, f)))
+        .filter((r): r is FirewallRecord => r !== undefined && typeof r.network === 'string' && Array.isArray(r.prefixes)),
+    );
+  }
+}
+
+export { same as sameHolder };

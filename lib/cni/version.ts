@@ -119,6 +119,10 @@ export function parseResult(raw: unknown, fallbackVersion?: string): Result {
     if (ips.length) result.ips = ips;
     if (routes.length) result.routes = routes;
   } else {
+    // As Go's decoder: a present key of the wrong type is a decoding failure, not an empty list.
+    for (const key of ['interfaces', 'ips', 'routes'] as const) {
+      if (raw[key] !== undefined && raw[key] !== null && !Array.isArray(raw[key])) throw decodeError(`result "${key}" must be an array`);
+    }
     if (Array.isArray(raw.interfaces) && raw.interfaces.length) result.interfaces = raw.interfaces.map(readInterface);
     if (Array.isArray(raw.ips) && raw.ips.length) result.ips = raw.ips.map(readIp);
     if (Array.isArray(raw.routes) && raw.routes.length) result.routes = raw.routes.map(readRoute);

@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // The soak and the long crash loop run with npm run test:stress.
+    exclude: ['test/stress/**', '**/node_modules/**'],
     // Integration tests change kernel state (namespaces, links, rules); run files one at a time.
     fileParallelism: false,
     testTimeout: 60_000,

@@ -324,3 +324,7 @@ export const RT_SCOPE_NOWHERE = 255;
 export const IFA_F_NOPREFIXROUTE = 0x200;
 /** IFLA_INFO_DATA of kind "macvlan": broadcast queue length (u32). */
 export const IFLA_MACVLAN_BC_QUEUE_LEN = 7;
+
+// Appended for the tuning plugin (include/uapi/linux/if_link.h, if.h).
+export const IFLA_TXQLEN = 13;
+export const IFF_ALLMULTI = 0x200;

@@ -620,3 +620,41 @@ export function decodeLinkDetails(payload: Buffer): LinkDetails {
   }
   return out;
 }
+
+// ---------------------------------------------------------------------------
+// Appended for the tuning plugin: transmit queue length and all-multicast.
+// Golden bytes: test/unit/netlink/tuning-requests.test.ts.
+// ---------------------------------------------------------------------------
+
+import { IFF_ALLMULTI, IFLA_TXQLEN } from './codec.ts';
+
+/** Link attributes the tuning plugin sets that LinkChange does not carry. */
+export interface LinkTuning {
+  /** IFF_ALLMULTI on or off. */
+  allmulti?: boolean;
+  /** IFLA_TXQLEN in packets; 0 is a valid length. */
+  txQLen?: number;
+}
+
+/**
+ * `ip link set dev <index> [allmulticast on|off] [txqueuelen N]`: one
+ * RTM_NEWLINK with the flag in ifi_flags/ifi_change and IFLA_TXQLEN (u32).
+ */
+export function setLinkTuningRequest(index: number, t: LinkTuning): Request {
+  let flags = 0;
+  let change = 0;
+  if (t.allmulti !== undefined) {
+    change |= IFF_ALLMULTI;
+    if (t.allmulti) flags |= IFF_ALLMULTI;
+  }
+  const { header, attrs } = refHeader(index, { flags, change });
+  if (t.txQLen !== undefined) attrs.push(attrU32(IFLA_TXQLEN, t.txQLen));
+  return { type: RTM_NEWLINK, flags: REQ_ACK, header, attrs };
+}
+
+/** The tuning-relevant state of an RTM_NEWLINK payload: IFLA_TXQLEN and IFF_ALLMULTI. */
+export function decodeLinkTuning(payload: Buffer): { txQLen?: number; allmulti: boolean } {
+  const flags = payload.readUInt32LE(8);
+  const q = parseAttrs(payload, 16).get(IFLA_TXQLEN);
+  return { allmulti: (flags & IFF_ALLMULTI) !== 0, ...(q?.length === 4 ? { txQLen: q.readUInt32LE(0) } : {}) };
+}

@@ -232,6 +232,23 @@ export class Rtnl {
   addRouteSrc(r: RouteSpec & { src: string }, dev = `index ${r.index}`): void {
     this.act(addRouteSrcRequest(r), () => `add route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} dev ${dev} src ${r.src}${this.in()}`);
   }
+
+  /** Set all-multicast and/or the transmit queue length of a link (tuning). */
+  setLinkTuning(index: number, t: LinkTuning, dev = `index ${index}`): void {
+    this.act(setLinkTuningRequest(index, t), () => `set ${JSON.stringify(t)} on ${dev}${this.in()}`);
+  }
+
+  /** A link with its transmit queue length and all-multicast flag, or undefined when it does not exist. */
+  getLinkTuning(ref: LinkRef): { link: LinkInfo; txQLen?: number; allmulti: boolean } | undefined {
+    try {
+      const req = getLinkRequest(ref);
+      const [m] = this.exchange({ ...req, flags: req.flags | 0x4 }, () => `read link ${describeRef(ref)}${this.in()}`);
+      return m ? { link: decodeLink(m.payload), ...decodeLinkTuning(m.payload) } : undefined;
+    } catch (e) {
+      if (e instanceof NetlinkError && e.errno === ENODEV) return undefined;
+      throw e;
+    }
+  }
 }
 
 function describeRef(ref: LinkRef): string {
@@ -270,3 +287,6 @@ import {
   type LinkDetails,
   type NewSubLink,
 } from './messages.ts';
+
+// Appended imports for the tuning methods.
+import { decodeLinkTuning, setLinkTuningRequest, type LinkTuning } from './messages.ts';

@@ -4,6 +4,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/stress/**/*.test.ts'],
+    // Installs (as root on Debian) or names the packages the tests need.
+    globalSetup: ['test/setup/packages.ts'],
     fileParallelism: false,
     testTimeout: 1_800_000,
     hookTimeout: 60_000,

@@ -108,9 +108,10 @@ function neutraliseEnvSwitches(file) {
 
 function buildTarget(name, target) {
   const { PLUGIN_NAMES } = target.pluginNames;
-  rmSync(target.binDir, { recursive: true, force: true });
-  mkdirSync(target.binDir, { recursive: true });
-  const tmp = join(target.binDir, '.tscni.tmp');
+  // Build beside the target directory and replace it only once the new executable is complete:
+  // a failed build leaves the previous dist/bin in place.
+  mkdirSync(dist, { recursive: true });
+  const tmp = join(dist, `.tscni.tmp-${target.binDir.split('/').pop()}`);
   execFileSync(
     process.execPath,
     [
@@ -132,6 +133,8 @@ function buildTarget(name, target) {
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   neutraliseEnvSwitches(tmp);
+  rmSync(target.binDir, { recursive: true, force: true });
+  mkdirSync(target.binDir, { recursive: true });
   renameSync(tmp, join(target.binDir, 'tscni'));
   for (const p of PLUGIN_NAMES) linkSync(join(target.binDir, 'tscni'), join(target.binDir, p));
   const size = (statSync(join(target.binDir, 'tscni')).size / 1e6).toFixed(0);

@@ -42,6 +42,20 @@ export function cacheFilePath(cacheDir: string, key: CacheKey): string {
 }
 
 /** The JSON document libcni writes (field order as Go marshals the struct). */
+/**
+ * A JSON value with every object's keys sorted, recursively: what Go's
+ * encoding/json writes for a map[string]interface{} (libcni's cachedInfo
+ * holds capabilityArgs and result as such maps).
+ */
+export function sortedKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortedKeys);
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return Object.fromEntries(Object.keys(o).sort().map((k) => [k, sortedKeys(o[k])]));
+  }
+  return v;
+}
+
 export function renderCacheEntry(a: CachedAttachment): string {
   const doc: Record<string, unknown> = {
     kind: CACHE_KIND,
@@ -52,8 +66,8 @@ export function renderCacheEntry(a: CachedAttachment): string {
   };
   if (a.netns) doc.netns = a.netns;
   if (a.cniArgs && a.cniArgs.length > 0) doc.cniArgs = a.cniArgs;
-  if (a.capabilityArgs && Object.keys(a.capabilityArgs).length > 0) doc.capabilityArgs = a.capabilityArgs;
-  if (a.result) doc.result = a.result;
+  if (a.capabilityArgs && Object.keys(a.capabilityArgs).length > 0) doc.capabilityArgs = sortedKeys(a.capabilityArgs);
+  if (a.result) doc.result = sortedKeys(a.result);
   return JSON.stringify(doc);
 }
 

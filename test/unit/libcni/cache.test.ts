@@ -11,11 +11,14 @@ beforeEach(() => {
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 const key = { network: 'mynet', containerId: 'cnitool-0123456789abcdef0123', ifName: 'eth0' };
-const result = { cniVersion: '1.0.0', ips: [{ address: '10.1.0.2/24' }] };
+// Keys deliberately not in sorted order: Go's encoder sorts map keys, and so must we.
+const result = { ips: [{ interface: 0, gateway: '10.1.0.1', address: '10.1.0.2/24' }], cniVersion: '1.0.0' };
 
-// What libcni's cacheAdd writes (json.Marshal of cachedInfo: []byte as base64, omitempty fields).
+// What libcni's cacheAdd writes (json.Marshal of cachedInfo: struct fields in order, []byte as
+// base64, omitempty fields; capabilityArgs and result are map[string]interface{}, so their keys
+// come out sorted at every level).
 const goWritten =
-  '{"kind":"cniCacheV1","containerId":"cnitool-0123456789abcdef0123","config":"eyJuYW1lIjoibXluZXQifQ==","ifName":"eth0","networkName":"mynet","netns":"/run/netns/x","cniArgs":[["IgnoreUnknown","1"]],"capabilityArgs":{"portMappings":[{"hostPort":80,"containerPort":8080,"protocol":"tcp"}]},"result":{"cniVersion":"1.0.0","ips":[{"address":"10.1.0.2/24"}]}}';
+  '{"kind":"cniCacheV1","containerId":"cnitool-0123456789abcdef0123","config":"eyJuYW1lIjoibXluZXQifQ==","ifName":"eth0","networkName":"mynet","netns":"/run/netns/x","cniArgs":[["IgnoreUnknown","1"]],"capabilityArgs":{"portMappings":[{"containerPort":8080,"hostPort":80,"protocol":"tcp"}]},"result":{"cniVersion":"1.0.0","ips":[{"address":"10.1.0.2/24","gateway":"10.1.0.1","interface":0}]}}';
 
 describe('result cache (cniCacheV1)', () => {
   it('lives at <dir>/results/<net>-<cid>-<ifname>', () => {

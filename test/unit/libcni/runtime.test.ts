@@ -140,11 +140,15 @@ describe('DEL', () => {
   it('converts the cached result to the list version', async () => {
     const f = fakeExec(behaviour);
     const runtime = new CniRuntime({ cniPath: '/fake', cacheDir, exec: f.exec, env: {} });
-    const old = list({ cniVersion: '0.4.0', plugins: [{ type: 'main' }] });
-    await runtime.add(old, rt);
+    // ADD with the list at 1.1.0: the cache holds a 1.1.0 result.
+    await runtime.add(list({ cniVersion: '1.1.0', plugins: [{ type: 'main' }] }), rt);
+    expect((readCacheEntry(cacheDir, { network: 'net', containerId: 'c1', ifName: 'eth0' })?.result as { cniVersion: string }).cniVersion).toBe('1.1.0');
     f.calls.length = 0;
-    await runtime.del(old, rt);
-    expect((f.calls[0]?.conf.prevResult as { cniVersion: string }).cniVersion).toBe('0.4.0');
+    // The list was downgraded to 0.4.0 since: DEL must get the result in 0.4.0's shape.
+    await runtime.del(list({ cniVersion: '0.4.0', plugins: [{ type: 'main' }] }), rt);
+    const prev = f.calls[0]?.conf.prevResult as { cniVersion: string; ips: Array<Record<string, unknown>> };
+    expect(prev.cniVersion).toBe('0.4.0');
+    expect(prev.ips[0]).toEqual({ version: '4', address: '10.0.0.9/24' });
   });
 
   it('sends no prevResult before 0.4.0', async () => {

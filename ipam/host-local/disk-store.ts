@@ -101,7 +101,7 @@ export function ipFromName(name: string): Ip | undefined {
 }
 
 /** An attachment key: ifname null = the id-only records of older versions. */
-interface Key {
+export interface Key {
   id: string;
   ifname: string | null;
 }
@@ -117,7 +117,7 @@ function bucketOf(k: Key): string {
 }
 
 /** The reservation temp of one attachment: only its ADD writes it (under the lock), its DEL removes it. */
-function reservationTemp(k: Key): string {
+export function reservationTemp(k: Key): string {
   return `${TMP_PREFIX}r-${keyDigest(k).subarray(0, 16).toString('hex')}`;
 }
 

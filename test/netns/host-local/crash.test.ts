@@ -7,9 +7,10 @@
  */
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { indexLines, ipsOf, listNet, NET, netConf, removeDir, reservations, runOk, start, stopNetns, tempDataDir, type Output } from './helpers.ts';
+import { reservationTemp } from '../../../ipam/host-local/disk-store.ts';
 
 let dir: string;
 beforeEach(() => {
@@ -103,9 +104,14 @@ describe('host-local crash safety', () => {
     writeFileSync(join(net, '.tscni-lock'), p.stdout.trim());
     // The state after "index intent written, reservation temp written, killed before link".
     runOk({ command: 'ADD', containerId: 'live', config });
-    writeFileSync(join(net, '.tscni-tmp-r-deadbeef'), 'x\r\neth0');
+    // The exact temp an ADD of x/eth0 writes before linking its reservation (killed in between).
+    const temp = join(net, reservationTemp({ id: 'x', ifname: 'eth0' }));
+    writeFileSync(temp, 'x\r\neth0');
     expect(ipsOf(runOk({ command: 'ADD', containerId: 'x', config }))).toEqual(['10.240.0.3/27', 'fd10:240::3/64']);
+    writeFileSync(temp, 'x\r\neth0');
     runOk({ command: 'DEL', containerId: 'x', config });
+    // DEL of that attachment removes its leftover itself, before any GC.
+    expect(existsSync(temp)).toBe(false);
     runOk({ command: 'DEL', containerId: 'live', config });
     expect(reservations(dir)).toEqual({});
     runOk({ command: 'GC', config: { ...netConf(dir, ipam(), {}, '1.1.0'), 'cni.dev/valid-attachments': [] } });

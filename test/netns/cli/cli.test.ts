@@ -68,6 +68,12 @@ describe('cnitool verbs', () => {
     expect(addrs(ns.path, 'net2')).toHaveLength(1);
     tscniOk(e, ['del', net.name, ns.path], { CNI_IFNAME: 'net2' });
     expect(reservations(e, net)).toEqual([]);
+    // Declared, the capability reaches the plugin as runtimeConfig: host-local gives the asked address.
+    const withCap = writeBridgeNet(e, { capabilities: { ips: true }, subnet: '10.243.2.0/24' });
+    tscniOk(e, ['add', withCap.name, ns.path], { CNI_IFNAME: 'net3', CAP_ARGS: '{"ips":["10.243.2.200/24"]}' });
+    expect(addrs(ns.path, 'net3')).toEqual(['10.243.2.200/24']);
+    tscniOk(e, ['del', withCap.name, ns.path], { CNI_IFNAME: 'net3' });
+    expect(reservations(e, withCap)).toEqual([]);
   });
 
   it.each([

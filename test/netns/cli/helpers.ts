@@ -73,7 +73,10 @@ export interface NetSpec {
 }
 
 /** A bridge + host-local network written as a conflist into the env's NETCONFPATH. */
-export function writeBridgeNet(e: CliEnv, opts: { version?: string; subnet?: string; ipMasq?: boolean; extraPlugins?: unknown[]; file?: string } = {}): NetSpec {
+export function writeBridgeNet(
+  e: CliEnv,
+  opts: { version?: string; subnet?: string; ipMasq?: boolean; extraPlugins?: unknown[]; file?: string; capabilities?: Record<string, boolean> } = {},
+): NetSpec {
   const id = rand();
   const spec: NetSpec = { name: `tscni-tc-${id}`, bridge: `tc${id}`, subnet: opts.subnet ?? '10.243.1.0/24' };
   bridges.add(spec.bridge);
@@ -86,6 +89,7 @@ export function writeBridgeNet(e: CliEnv, opts: { version?: string; subnet?: str
         bridge: spec.bridge,
         isGateway: true,
         ipMasq: opts.ipMasq ?? false,
+        ...(opts.capabilities ? { capabilities: opts.capabilities } : {}),
         ipam: { type: 'host-local', dataDir: e.ipamDir, ranges: [[{ subnet: spec.subnet }]], routes: [{ dst: '0.0.0.0/0' }] },
       },
       ...(opts.extraPlugins ?? []),

@@ -17,6 +17,7 @@ export const PLUGIN_LOADERS: ReadonlyMap<string, PluginLoader> = new Map<string,
   ['static', async () => (await import('../ipam/static/plugin.ts')).staticPlugin],
   ['ipvlan', async () => (await import('./ipvlan/plugin.ts')).ipvlanPlugin],
   ['vlan', async () => (await import('./vlan/plugin.ts')).vlanPlugin],
+  ['host-device', async () => (await import('./host-device/plugin.ts')).hostDevicePlugin],
   ['firewall', async () => (await import('./firewall/plugin.ts')).firewallPlugin],
 ]);
 

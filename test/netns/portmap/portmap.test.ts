@@ -327,15 +327,41 @@ describe.each(BACKENDS)('portmap with %s', (backend: Backend) => {
 });
 
 describe('portmap as a chained plugin', () => {
-  it.each(['0.3.1', '0.4.0', '1.0.0', '1.1.0'])('cniVersion %s: ADD passes prevResult through in that version', (version) => {
-    const net = newNet('iptables', { version });
-    const pod = addPod(net, [{ hostPort: nextPort(), containerPort: 80 }]);
-    const prev = callPlugin('bridge', { command: 'CHECK', containerId: pod.cid, netns: pod.ns.path, ifname: 'eth0', config: { ...bridgeConf(net), prevResult: pod.result } });
-    expect(pod.result.cniVersion).toBe(version);
-    expect((pod.result.ips as { address: string }[])[0]?.address).toContain(pod.ip4);
-    if (version === '0.3.1') expect((pod.result.ips as { version?: string }[])[0]?.version).toBe('4');
-    if (version >= '0.4.0') expect(prev.code).toBe(0);
-    delPod(net, pod, true);
+  it.each(BACKENDS.flatMap((b) => ['0.3.1', '0.4.0', '1.0.0', '1.1.0'].map((v) => [b, v] as const)))(
+    '%s, cniVersion %s: ADD passes prevResult through unchanged, CHECK and DEL work in that version',
+    (backend, version) => {
+      const net = newNet(backend, { version });
+      const ns = createNetns('tp');
+      const cid = `tp-${rand(6)}`;
+      const mappings = [{ hostPort: nextPort(), containerPort: 80 }];
+      const br = callPluginOk('bridge', { command: 'ADD', containerId: cid, netns: ns.path, ifname: 'eth0', config: bridgeConf(net) });
+      const pm = callPluginOk('portmap', { command: 'ADD', containerId: cid, netns: ns.path, ifname: 'eth0', config: portmapConf(net, br.json, mappings) });
+      // The whole result, not a few fields: portmap adds nothing and drops nothing.
+      expect(pm.json).toEqual(br.json);
+      expect(pm.json?.cniVersion).toBe(version);
+      const pod: Pod = { ns, cid, result: pm.json as Record<string, unknown>, ip4: '', mappings };
+      expect(owned(net, pod).length).toBeGreaterThan(0);
+      if (version >= '0.4.0') {
+        const check = portmap('CHECK', net, pod, mappings);
+        expect(check.code, check.stdout).toBe(0);
+      }
+      const del = portmap('DEL', net, pod, mappings);
+      expect(del.code, del.stdout).toBe(0);
+      expect(owned(net, pod)).toEqual([]);
+      callPluginOk('bridge', { command: 'DEL', containerId: cid, netns: ns.path, ifname: 'eth0', config: bridgeConf(net) });
+    },
+  );
+
+  it.each(BACKENDS)('%s: DEL after the pod netns is gone removes the rules and the record', (backend) => {
+    const net = newNet(backend);
+    const p = nextPort();
+    const pod = addPod(net, [{ hostPort: p, containerPort: 80 }]);
+    expect(owned(net, pod).length).toBeGreaterThan(0);
+    pod.ns.remove();
+    const del = portmap('DEL', net, pod, pod.mappings);
+    expect(del.code, del.stdout).toBe(0);
+    expect(owned(net, pod)).toEqual([]);
+    expect(records(net)).toEqual([]);
   });
 
   it('needs a prevResult; without portMappings it passes prevResult through and touches nothing', () => {

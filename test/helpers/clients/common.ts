@@ -200,6 +200,22 @@ export async function waitFor(cond: () => boolean, what: string, ms = 5000): Pro
   }
 }
 
+const HTTP_GET = `
+const fail = (e) => { console.error(String(e)); process.exit(1); };
+setTimeout(() => fail('timeout'), 2500);
+require('node:http').get(process.argv[1], { agent: false }, (res) => {
+  let body = '';
+  res.on('data', (d) => (body += d)).on('end', () => { console.log(body.trim()); process.exit(res.statusCode === 200 ? 0 : 1); });
+}).on('error', fail);`;
+
+/** HTTP GET `url` from the host (or from `netnsPath`); the body, or undefined when nothing answers. */
+export function httpGet(url: string, netnsPath?: string): string | undefined {
+  const argv = [process.execPath, '-e', HTTP_GET, url];
+  const full = netnsPath ? ['nsenter', `--net=${netnsPath}`, '--', ...argv] : argv;
+  const r = spawnSync(full[0] as string, full.slice(1), { encoding: 'utf8', timeout: 5000 });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
 /** Remove every iptables nat rule and per-container chain that names `needle`. */
 export function removeNatRules(needle: string): void {
   const lines = tryRun(['iptables-save', '-t', 'nat']).stdout.split('\n').filter((l) => l.startsWith('-A ') && l.includes(needle));

@@ -18,7 +18,9 @@ export const PLUGIN_LOADERS: ReadonlyMap<string, PluginLoader> = new Map<string,
   ['ipvlan', async () => (await import('./ipvlan/plugin.ts')).ipvlanPlugin],
   ['vlan', async () => (await import('./vlan/plugin.ts')).vlanPlugin],
   ['host-device', async () => (await import('./host-device/plugin.ts')).hostDevicePlugin],
+  ['dnsname', async () => (await import('./dns/plugin.ts')).dnsnamePlugin],
   ['firewall', async () => (await import('./firewall/plugin.ts')).firewallPlugin],
+  ['tuning', async () => (await import('./tuning/plugin.ts')).tuningPlugin],
 ]);
 
 export const PLUGIN_NAMES: readonly string[] = [...PLUGIN_LOADERS.keys()];

@@ -165,6 +165,16 @@ describe.each(IPAM_VERSIONS.filter((v) => !v.startsWith('0.1') && !v.startsWith(
 
     const noPrev = call('CHECK', config, { cid, ns: a });
     expect(noPrev.json).toMatchObject({ code: 7, msg: 'Required prevResult missing' });
+
+    // The bridge itself damaged: another MAC, then promiscuous, then gone.
+    const brMac = sh(['cat', `/sys/class/net/${net.bridge}/address`]).trim();
+    sh(['ip', 'link', 'set', net.bridge, 'address', '02:00:00:00:de:ad']);
+    expect(call('CHECK', checkConf, { cid, ns: a }).json).toMatchObject({ code: 999, msg: `Bridge interface ${net.bridge} Mac doesn't match: ${brMac}` });
+    sh(['ip', 'link', 'set', net.bridge, 'address', brMac]);
+    sh(['ip', 'link', 'set', net.bridge, 'promisc', 'on']);
+    expect(String(call('CHECK', checkConf, { cid, ns: a }).json?.msg)).toContain(`Bridge interface ${net.bridge} configured Promisc Mode false doesn't match current state: true`);
+    sh(['ip', 'link', 'del', net.bridge]);
+    expect(call('CHECK', checkConf, { cid, ns: a }).json).toMatchObject({ code: 999, msg: `Interface name ${net.bridge} not found` });
   });
 });
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { binPath } from '../../helpers/plugin.ts';
-import { createNetns, removeAllNetns, sh } from '../../helpers/netns.ts';
+import { createNetns, removeAllNetns, sh, tryRun } from '../../helpers/netns.ts';
 import {
   REFERENCE_DIR,
   bridgePorts,
@@ -74,6 +74,20 @@ describe('bridge ADD rollback', () => {
     expect(ping(keep, '10.241.6.1')).toBe(true);
     if (backend === 'iptables') expect(iptablesRulesFor(net.name, cidKeep)).toHaveLength(8);
     else expect(nftRulesFor(net.name)).toHaveLength(2);
+  });
+
+  it('a failure after the spoof check (macspoofchk) removes its nft chains too', () => {
+    const net = newNet();
+    const config = conf(net, '1.0.0', { macspoofchk: true }, [[{ subnet: '10.241.15.0/24' }]]);
+    const a = createNetns('tba');
+    const cid = `sp-${rand()}`;
+    const out = call('ADD', config, { cid, ns: a, env: { TSCNI_TEST_FAIL_AT: 'before-result' } });
+    expect(out.json).toMatchObject({ code: 999, msg: 'injected failure at before-result (TSCNI_TEST_FAIL_AT)' });
+    const table = tryRun(['nft', 'list', 'table', 'bridge', 'nat']).stdout;
+    expect(table).not.toContain(`cni-br-iface-${cid}`);
+    expect(table).not.toContain(`macspoofchk-${cid}`);
+    expect(reservations(net)).toEqual([]);
+    expect(iptablesRulesFor(net.name, cid)).toEqual([]);
   });
 
   it('a real failure (CNI_IFNAME already taken in the pod) releases the IP and removes the new veth', () => {

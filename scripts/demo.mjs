@@ -5,8 +5,9 @@
  * the way a user would type it, with the plugins from dist/bin.
  *
  *   outside host (netns tscni-demo-out, 10.252.0.2) --veth-- host 10.252.0.1
- *   network demo-a: bridge tscni-demo0 10.250.0.1/24 + host-local + portmap
- *   network demo-b: bridge tscni-demo1 10.251.0.1/24 + host-local
+ *   network demo-a: bridge tscni-demo0 10.250.0.1/24 + host-local + portmap + firewall (same-bridge)
+ *   network demo-b: bridge tscni-demo1 10.251.0.1/24 + host-local + firewall (same-bridge)
+ *   network demo-icc: bridge tscni-fdemo2 10.248.254.1/24 + host-local + portmap + firewall (isolated)
  *   network demo-none: loopback only
  *
  * It tears everything down and restores the sysctls it found, even when a
@@ -36,8 +37,8 @@ delete env.CNI_IFNAME;
 
 const OUT_NS = 'tscni-demo-out';
 const OUT_HOST_IF = 'tscni-dout0';
-const BRIDGES = ['tscni-demo0', 'tscni-demo1'];
-const PODS = ['web', 'db', 'app', 'sidecar', 'lonely', 'other'];
+const BRIDGES = ['tscni-demo0', 'tscni-demo1', 'tscni-fdemo2'];
+const PODS = ['web', 'db', 'app', 'sidecar', 'lonely', 'other', 'iso1', 'iso2'];
 const servers = [];
 const failures = [];
 const gaps = [];
@@ -128,6 +129,13 @@ function removeSharedChainsIfOurs() {
   }
 }
 
+/** The firewall plugin as the demo's conflists chain it (its records in the demo's work dir). */
+const firewall = (ingressPolicy) => ({ type: 'firewall', ingressPolicy, stateDir: join(work, 'firewall') });
+
+// The firewall plugin's chains: it removes them with the last pod; checked at the end when the demo made them.
+const FIREWALL_CHAINS = ['CNI-FORWARD', 'CNI-ISOLATION-STAGE-1'];
+let firewallChainsBefore = [];
+
 function writeConfigs() {
   const dir = env.NETCONFPATH;
   mkdirSync(dir, { recursive: true });
@@ -143,14 +151,25 @@ function writeConfigs() {
     plugins: [
       { type: 'bridge', bridge: BRIDGES[0], isGateway: true, ipMasq: true, hairpinMode: true, ipam: ipam('10.250.0.0/24', '10.250.0.1') },
       { type: 'portmap', capabilities: { portMappings: true }, snat: true, stateDir: join(work, 'portmap') },
+      firewall('same-bridge'),
     ],
   };
   const b = {
     cniVersion: '1.1.0',
     name: 'demo-b',
-    plugins: [{ type: 'bridge', bridge: BRIDGES[1], isGateway: true, ipMasq: true, ipam: ipam('10.251.0.0/24', '10.251.0.1') }],
+    plugins: [{ type: 'bridge', bridge: BRIDGES[1], isGateway: true, ipMasq: true, ipam: ipam('10.251.0.0/24', '10.251.0.1') }, firewall('same-bridge')],
+  };
+  const icc = {
+    cniVersion: '1.1.0',
+    name: 'demo-icc',
+    plugins: [
+      { type: 'bridge', bridge: BRIDGES[2], isGateway: true, ipMasq: true, ipam: ipam('10.248.254.0/24', '10.248.254.1') },
+      { type: 'portmap', capabilities: { portMappings: true }, snat: true, stateDir: join(work, 'portmap') },
+      firewall('isolated'),
+    ],
   };
   const none = { cniVersion: '1.1.0', name: 'demo-none', plugins: [{ type: 'loopback' }] };
+  writeFileSync(join(dir, '40-demo-icc.conflist'), JSON.stringify(icc, null, 2));
   writeFileSync(join(dir, '10-demo-a.conflist'), JSON.stringify(a, null, 2));
   writeFileSync(join(dir, '20-demo-b.conflist'), JSON.stringify(b, null, 2));
   writeFileSync(join(dir, '30-demo-none.conflist'), JSON.stringify(none, null, 2));
@@ -178,10 +197,11 @@ function teardown() {
   for (const [k, v] of savedSysctls) quiet(['sysctl', '-q', '-w', `${k}=${v}`]);
   removeSharedChainsIfOurs();
   const leftovers = [];
-  for (const ns of quiet(['ip', 'netns', 'list']).out.split('\n')) if (/^(tscni-demo|web|db|app|lonely|other)\b/.test(ns)) leftovers.push(`netns ${ns}`);
+  for (const ns of quiet(['ip', 'netns', 'list']).out.split('\n')) if (/^(tscni-demo|web|db|app|lonely|other|iso1|iso2)\b/.test(ns)) leftovers.push(`netns ${ns}`);
   for (const l of [OUT_HOST_IF, ...BRIDGES]) if (quiet(['ip', 'link', 'show', l]).code === 0) leftovers.push(`link ${l}`);
   const rules = `${quiet(['iptables-save']).out}\n${quiet(['nft', 'list', 'ruleset']).out}`;
-  if (/demo-a|demo-b|10\.250\.0\.|10\.251\.0\./.test(rules)) leftovers.push('firewall rules mentioning the demo networks');
+  if (/demo-a|demo-b|demo-icc|tscni-demo|tscni-fdemo|10\.250\.0\.|10\.251\.0\.|10\.248\.254\./.test(rules)) leftovers.push('firewall rules mentioning the demo networks');
+  for (const c of FIREWALL_CHAINS) if (!firewallChainsBefore.includes(c) && quiet(['iptables', '-w', '-t', 'filter', '-S', c]).code === 0) leftovers.push(`the firewall chain ${c}`);
   if (!sharedChainsBefore && quiet(['iptables', '-w', '-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT']).code === 0) leftovers.push('the CNI-HOSTPORT-* chains');
   rmSync(work, { recursive: true, force: true });
   if (leftovers.length) bad(`left behind: ${leftovers.join(', ')}`);
@@ -250,10 +270,29 @@ async function scenarios() {
   check(sh([tscni, 'exec', 'web', '--', 'ping', '-c', '1', '-W', '2', otherIp ?? '']).code === 0, `web reaches "other" (${otherIp}) over its second NIC`);
 
   step('Isolation between the two networks');
-  const cross = quiet([tscni, 'exec', 'other', '--', 'ping', '-c', '1', '-W', '2', dbIp ?? '']);
-  console.log('   Network isolation comes from the firewall plugin, which tscni does not ship yet.');
-  console.log(`   Today "other" on demo-b ${cross.code === 0 ? 'CAN' : 'cannot'} reach db (${dbIp}) on demo-a through the host's routing.`);
-  gaps.push('network isolation (firewall plugin) is not implemented yet: demo-b can reach demo-a');
+  console.log('   both conflists chain the firewall plugin with ingressPolicy "same-bridge" (Docker\'s isolation between user-defined networks)');
+  const cross = sh([tscni, 'exec', 'other', '--', 'ping', '-c', '1', '-W', '1', dbIp ?? '']);
+  check(cross.code !== 0, `"other" on demo-b cannot reach db (${dbIp}) on demo-a`);
+  const back = sh([tscni, 'exec', 'db', '--', 'ping', '-c', '1', '-W', '1', otherIp ?? '']);
+  check(back.code !== 0, `db on demo-a cannot reach "other" (${otherIp}) on demo-b`);
+  check(quiet([tscni, 'exec', 'db', '--', 'ping', '-c', '1', '-W', '2', webIp ?? '']).code === 0, `inside demo-a, db still reaches web (${webIp})`);
+  const out2 = inPod('other', fetchCode('http://10.252.0.2:8000/'));
+  check(out2.code === 0 && out2.out.includes('you are 10.252.0.1'), '"other" still reaches the outside host (masqueraded)', out2.out || out2.err);
+  const fwd = quiet(['iptables', '-w', '-t', 'filter', '-S', 'CNI-ISOLATION-STAGE-1']).out.split('\n').filter((l) => l.includes('tscni-demo'));
+  for (const l of fwd) console.log(`   ${l}`);
+
+  step('Isolation inside one network (--icc=false) with a published port');
+  console.log(`   ${join(env.NETCONFPATH, '40-demo-icc.conflist')}: bridge ${BRIDGES[2]}, 10.248.254.0/24, firewall ingressPolicy "isolated"`);
+  check(cli('up', 'demo-icc', 'iso1', '-p', '8081:80').code === 0, 'tscni up demo-icc iso1 -p 8081:80');
+  check(cli('up', 'demo-icc', 'iso2').code === 0, 'tscni up demo-icc iso2');
+  await startServer('/run/netns/iso1', 80, "'hello from iso1'");
+  const iso1Ip = addrOf('iso1', 'eth0');
+  check(sh([tscni, 'exec', 'iso2', '--', 'ping', '-c', '1', '-W', '1', iso1Ip ?? '']).code !== 0, `iso2 cannot reach iso1 (${iso1Ip}) on the same bridge`);
+  check(quiet([tscni, 'exec', 'iso2', '--', 'ping', '-c', '1', '-W', '2', '10.248.254.1']).code === 0, 'iso2 still reaches its gateway 10.248.254.1');
+  const pub = sh([node, '-e', fetchCode('http://127.0.0.1:8081/')]);
+  check(pub.out === 'hello from iso1', 'the published port answers from the host: http://127.0.0.1:8081/', pub.err);
+  const pubOut = quiet(['ip', 'netns', 'exec', OUT_NS, node, '-e', fetchCode('http://10.252.0.1:8081/')]);
+  check(pubOut.out === 'hello from iso1', 'and from the outside host: http://10.252.0.1:8081/', pubOut.err);
 
   step('cnitool-style verbs on the same attachments');
   const cid = JSON.parse(readFileSync(join(env.TSCNI_STATE_DIR, 'pods', 'db.json'), 'utf8')).attachments[0].containerId;
@@ -277,6 +316,7 @@ for (const pod of PODS) {
 }
 for (const k of SYSCTLS) savedSysctls.set(k, quiet(['sysctl', '-n', k]).out);
 sharedChainsBefore = quiet(['iptables', '-w', '-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT']).code === 0;
+firewallChainsBefore = FIREWALL_CHAINS.filter((c) => quiet(['iptables', '-w', '-t', 'filter', '-S', c]).code === 0);
 
 let crashed;
 try {

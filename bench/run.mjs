@@ -12,7 +12,8 @@
  * Writes bench/results/latest.md and add-latency.svg; progress goes to stderr.
  *
  * Needs root; changes network state only under names starting "tscnib-" and in
- * 10.241.64.0/19, and holds /tmp/tscni-net.lock for the whole run (re-running
+ * 10.241.64.0/18 (ptp, macvlan, ipvlan, vlan and host-device only inside
+ * namespaces of their own, on veths made there), and holds /tmp/tscni-net.lock for the whole run (re-running
  * itself under flock if needed). Everything is removed at the end, on SIGINT/
  * SIGTERM too; leftovers of a killed run are removed at the next start.
  */

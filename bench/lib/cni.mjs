@@ -16,14 +16,17 @@ export const CNI_VERSION = '1.0.0';
 /**
  * One plugin call. `verb` is ADD, CHECK, DEL or VERSION; `config` the network
  * config object (VERSION sends {cniVersion} as libcni does); `wrap` an argv
- * prefix such as strace or GNU time (then `ms` includes the wrapper).
+ * prefix such as strace or GNU time (then `ms` includes the wrapper);
+ * `inNetns` a namespace path the plugin runs in (nsenter's exec is in `ms`).
  * Resolves to { ok, ms, result, out, err } where result is the parsed stdout.
  */
-export async function callPlugin(impl, plugin, verb, { cid = 'bench', netns = '', ifname = 'eth0', config = {}, wrap = [] } = {}) {
+export async function callPlugin(impl, plugin, verb, { cid = 'bench', netns = '', ifname = 'eth0', config = {}, wrap = [], inNetns = '' } = {}) {
   const env = { PATH: SAFE_PATH, CNI_COMMAND: verb };
   if (verb !== 'VERSION') Object.assign(env, { CNI_CONTAINERID: cid, CNI_NETNS: netns, CNI_IFNAME: ifname, CNI_PATH: impl.binDir });
   const input = JSON.stringify(verb === 'VERSION' ? { cniVersion: CNI_VERSION } : config);
-  const r = await timed([...wrap, join(impl.binDir, plugin)], { env, input });
+  // `inNetns`: the plugin runs inside that namespace (a bench-made "node"), entered by nsenter (setns + exec, nothing else).
+  const enter = inNetns && verb !== 'VERSION' ? ['/usr/bin/nsenter', `--net=${inNetns}`, '--'] : [];
+  const r = await timed([...wrap, ...enter, join(impl.binDir, plugin)], { env, input });
   let result = null;
   try {
     result = r.out.trim() ? JSON.parse(r.out) : null;

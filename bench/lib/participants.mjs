@@ -13,14 +13,53 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { callPlugin, mustCall } from './cni.mjs';
-import { addNamespaces, bridgeConfig, loopbackConfig, newPod, portmapConfig } from './network.mjs';
+import { CNI_VERSION, callPlugin, mustCall } from './cni.mjs';
+import { PREFIX, addNamespaces, bridgeConfig, loopbackConfig, newPod, portmapConfig } from './network.mjs';
+import { mustSh, sh } from './proc.mjs';
 
 /** Verbs every plugin gets, in the order they are run in a round. */
 export const VERBS = ['ADD', 'CHECK', 'DEL', 'VERSION'];
 
-/** The plugins measured, in report order. */
-export const PLUGINS = ['bridge', 'host-local', 'portmap', 'loopback'];
+/** The plugins measured in section 1, in report order. */
+export const PLUGINS = ['bridge', 'host-local', 'portmap', 'loopback', 'ptp', 'macvlan', 'static', 'ipvlan', 'vlan', 'host-device'];
+
+/** The plugins of section 4 (start-up, peak RSS, children): one per kind of work; the others share their code paths. */
+export const PROCESS_PLUGINS = ['bridge', 'host-local', 'portmap', 'loopback'];
+
+/**
+ * Plugins that run inside a bench-made "node" namespace of their own (a
+ * master or device there, never the host's uplink), so the pods present on
+ * the real node do not change their figures.
+ */
+export const ISOLATED_PLUGINS = ['ptp', 'macvlan', 'ipvlan', 'vlan', 'host-device'];
+
+/** Plugins whose figures cannot depend on the pods present (isolated, or touching nothing): measured at the first level only. */
+export const FIRST_LEVEL_ONLY = [...ISOLATED_PLUGINS, 'static'];
+
+/** Link kinds some plugins need from the kernel; without the driver there is no figure ("driver absent"). */
+const DRIVERS = { ipvlan: 'ipvlan', vlan: 'vlan' };
+const driverCache = new Map();
+
+/**
+ * Why `plugin` cannot run on this kernel ("ipvlan driver absent"), or '' when
+ * it can: a link of its kind is tried on a veth in a throwaway namespace.
+ */
+export function driverAbsent(plugin) {
+  const kind = DRIVERS[plugin];
+  if (!kind) return '';
+  if (!driverCache.has(kind)) {
+    const ns = `${PREFIX}probe`;
+    sh(['ip', 'netns', 'add', ns]);
+    try {
+      sh(['ip', '-n', ns, 'link', 'add', 'tbp0', 'type', 'veth', 'peer', 'name', 'tbp1']);
+      const r = sh(['ip', '-n', ns, 'link', 'add', 'link', 'tbp0', 'name', 'tbp2', 'type', kind, ...(kind === 'vlan' ? ['id', '5'] : [])]);
+      driverCache.set(kind, r.code === 0 ? '' : `${kind} driver absent`);
+    } finally {
+      sh(['ip', 'netns', 'del', ns]);
+    }
+  }
+  return driverCache.get(kind);
+}
 
 /** The common fields of a participant; setup and teardown do nothing unless overridden. */
 function base(net, plugin, extra = {}) {
@@ -41,6 +80,10 @@ export function participantsFor(plugin, nets, level = 0) {
       if (net.impl.key === 'ours') list.push(portmapParticipant(net, 'nftables'));
     } else if (plugin === 'host-local') {
       list.push(hostLocalParticipant(net, level));
+    } else if (plugin === 'static') {
+      list.push(staticParticipant(net));
+    } else if (ISOLATED_PLUGINS.includes(plugin)) {
+      list.push(isolatedParticipant(net, plugin));
     } else {
       list.push({ bridge: bridgeParticipant, loopback: loopbackParticipant }[plugin](net));
     }
@@ -52,7 +95,7 @@ export function participantsFor(plugin, nets, level = 0) {
 let seq = 0;
 
 /** Runs VERSION, or ADD/CHECK/DEL with `conf(prevResult)` on a fresh container ID per ADD. */
-function verbRunner(p, { ns, ifname, conf, tag }) {
+function verbRunner(p, { ns, ifname, conf, tag, inNetns = '' }) {
   let cid = '';
   let prev = null;
   return async (verb, _round, wrap) => {
@@ -61,7 +104,7 @@ function verbRunner(p, { ns, ifname, conf, tag }) {
       cid = `${p.net.name}-${tag}${seq++}`;
       prev = null;
     }
-    const r = await callPlugin(p.impl, p.plugin, verb, { cid, netns: ns(), ifname, config: conf(verb === 'ADD' ? undefined : prev), wrap });
+    const r = await callPlugin(p.impl, p.plugin, verb, { cid, netns: ns(), ifname, config: conf(verb === 'ADD' ? undefined : prev), wrap, inNetns });
     if (verb === 'ADD' && r.ok) prev = r.result;
     return r;
   };
@@ -142,5 +185,71 @@ function portmapParticipant(net, backend) {
     if (verb === 'ADD') port = net.nextPort++;
     return run(verb, round, wrap);
   };
+  return p;
+}
+
+/** The subnet of the isolated plugins and static, per implementation (inside their own namespaces: never routed on the host). */
+const ISOLATED_SUBNET = { ours: '10.241.104', ref: '10.241.105' };
+
+/** host-local IPAM of `net` for one plugin: its own store, the implementation's isolated subnet. */
+function isolatedIpam(net, plugin) {
+  return { type: 'host-local', dataDir: `${net.dataDir}-${plugin}`, ranges: [[{ subnet: `${ISOLATED_SUBNET[net.impl.key]}.0/24` }]] };
+}
+
+/** Short tags for namespace and container names. */
+const TAGS = { ptp: 'pt', macvlan: 'mv', ipvlan: 'iv', vlan: 'vl', 'host-device': 'hd', static: 'st' };
+
+/** The link every isolated plugin acts on, inside its node namespace: a veth end (master or device); its peer stays there too. */
+const NODE_LINK = 'tbl0';
+
+/** The config of an isolated plugin; the link it uses is NODE_LINK in its node namespace. */
+function isolatedConfig(net, plugin) {
+  const common = { cniVersion: CNI_VERSION, name: `${net.name}-${TAGS[plugin]}`, type: plugin, ipam: isolatedIpam(net, plugin) };
+  switch (plugin) {
+    case 'ptp':
+      return { ...common, ipMasq: true };
+    case 'macvlan':
+      return { ...common, master: NODE_LINK, mode: 'bridge' };
+    case 'ipvlan':
+      return { ...common, master: NODE_LINK, mode: 'l2' };
+    case 'vlan':
+      return { ...common, master: NODE_LINK, vlanId: 100 };
+    case 'host-device':
+      return { ...common, device: NODE_LINK };
+    default:
+      throw new Error(`no isolated config for ${plugin}`);
+  }
+}
+
+/**
+ * ptp, macvlan, ipvlan, vlan, host-device: the plugin runs inside a node
+ * namespace of its own (nsenter), where NODE_LINK is a veth (macvlan's master,
+ * host-device's device); ptp's host ends, addresses and masquerade rules land
+ * there too. Every ADD attaches a pod in a measurement namespace; host-device's
+ * DEL gives the device back for the next round.
+ */
+function isolatedParticipant(net, plugin) {
+  const p = base(net, plugin);
+  const tag = TAGS[plugin];
+  const nodeName = `${net.name}-${tag}n`;
+  const [node, pod] = addNamespaces(net, [nodeName, `${net.name}-${tag}p`]);
+  p.setup = async () => {
+    if (sh(['ip', '-n', nodeName, 'link', 'show', 'dev', NODE_LINK]).code === 0) return;
+    mustSh(['ip', '-n', nodeName, 'link', 'set', 'lo', 'up']);
+    mustSh(['ip', '-n', nodeName, 'link', 'add', NODE_LINK, 'type', 'veth', 'peer', 'name', 'tbl1']);
+    mustSh(['ip', '-n', nodeName, 'link', 'set', NODE_LINK, 'up']);
+    mustSh(['ip', '-n', nodeName, 'link', 'set', 'tbl1', 'up']);
+  };
+  p.call = verbRunner(p, { ns: () => pod, ifname: 'eth0', tag, inNetns: node, conf: (prev) => withPrev(isolatedConfig(net, plugin), prev) });
+  return p;
+}
+
+/** static IPAM alone (it touches nothing: run in the bench's own namespace), one address per ADD. */
+function staticParticipant(net) {
+  const p = base(net, 'static');
+  const [ns] = addNamespaces(net, [`${net.name}-${TAGS.static}`]);
+  const sub = ISOLATED_SUBNET[net.impl.key];
+  const config = { cniVersion: CNI_VERSION, name: `${net.name}-st`, type: 'static', ipam: { type: 'static', addresses: [{ address: `${sub}.50/24`, gateway: `${sub}.1` }], routes: [{ dst: '0.0.0.0/0' }], dns: { nameservers: [`${sub}.1`] } } };
+  p.call = verbRunner(p, { ns: () => ns, ifname: 'eth0', tag: TAGS.static, conf: (prev) => withPrev(config, prev) });
   return p;
 }

@@ -4,7 +4,7 @@
  * and labelled "met"/"MISSED", never asserted.
  */
 import { mdTable } from './markdown.mjs';
-import { VERBS } from './participants.mjs';
+import { ISOLATED_PLUGINS as ISOLATED, VERBS } from './participants.mjs';
 import { fmtMs, fmtRatio, verdict } from './stats.mjs';
 import { lineChart } from './svg.mjs';
 
@@ -25,7 +25,7 @@ const row = (rows, key) => rows.find((r) => r.key === key);
 /** Every target with its figure and verdict: [{ name, figure, limit, ok }]. */
 export function buildTargets(r) {
   const targets = [];
-  const verbs = r.ladder?.verbs ?? [];
+  const verbs = (r.ladder?.verbs ?? []).filter((e) => !e.absent);
   if (verbs.length) {
     const misses = new Map(); // "plugin verb" -> levels missed
     let total = 0;
@@ -93,6 +93,13 @@ function verbSection(r) {
   const byPlugin = new Map();
   for (const e of r.ladder.verbs) byPlugin.set(e.plugin, [...(byPlugin.get(e.plugin) ?? []), e]);
   for (const [plugin, entries] of byPlugin) {
+    const absent = entries.find((e) => e.absent)?.absent;
+    if (absent) {
+      // No figure for either implementation: the kernel cannot create the link (never a made-up number).
+      const header = ['verb', 'tscni', 'reference'];
+      out.push(`### ${plugin}`, '', mdTable(header, VERBS.map((v) => [v, absent, absent]), ['l', 'l', 'l']), '');
+      continue;
+    }
     const portmap = plugin === 'portmap';
     const header = ['verb', 'pods', ...(portmap ? ['backend'] : []), 'tscni p50', 'p95', 'reference p50', 'p95', 'tscni/ref', '≤ reference'];
     const rows = [];
@@ -109,6 +116,8 @@ function verbSection(r) {
       }
     }
     out.push(`### ${plugin}`, '', mdTable(header, rows, header.map((_, i) => (i < (portmap ? 3 : 2) ? 'l' : 'r'))), '');
+    if (ISOLATED.includes(plugin)) out.push(`${plugin} runs inside a namespace of its own that plays the node (entered with \`nsenter --net\`, whose exec both implementations pay), on a veth there${plugin === 'ptp' ? ' (the host ends, addresses and masquerade rules land there)' : plugin === 'host-device' ? ' that each ADD moves into the pod and each DEL moves back' : ' as the master'}; pods present on the real node do not reach it, so it is measured at the first level only.`, '');
+    if (plugin === 'static') out.push('static IPAM alone (it keeps no state and touches nothing): the same address from the config on every ADD; measured at the first level only.', '');
     if (plugin === 'host-local') out.push('host-local runs alone on a store of its own holding N reservations (written in host-local\'s on-disk format before the first round; ours indexes them in the warm-up round), as each bridge\'s store holds only N/2.', '');
     if (portmap) {
       out.push('The reference (Debian 1.1.1) has no nftables backend: n/a. Its CHECK fails for IPv4-only pods on a host with ip6tables: it looks for an IPv6 DNAT chain it never made (containernetworking/plugins#819, fixed after 1.1.1), so there is no reference CHECK figure.', '');

@@ -13,7 +13,7 @@
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { alternate, summarizeAll } from '../lib/alternate.mjs';
-import { PLUGINS, participantsFor } from '../lib/participants.mjs';
+import { PROCESS_PLUGINS, participantsFor } from '../lib/participants.mjs';
 import { SAFE_PATH, progress, timed } from '../lib/proc.mjs';
 import { callPlugin } from '../lib/cni.mjs';
 
@@ -33,7 +33,7 @@ async function measureStartup(ctx) {
     label: impl.label,
     call: (what) => (what === 'floor' ? runFloor(impl) : callPlugin(impl, what, 'VERSION')),
   }));
-  const res = await alternate(parts, ['floor', ...PLUGINS], { rounds: ctx.startupRounds, warmup: 2 });
+  const res = await alternate(parts, ['floor', ...PROCESS_PLUGINS], { rounds: ctx.startupRounds, warmup: 2 });
   return parts.map((p) => ({ key: p.key, label: p.label, stats: summarizeAll(res.get(p)) }));
 }
 
@@ -71,7 +71,7 @@ async function childrenOf(ctx, tag, ownName, run) {
 async function measureProcesses(ctx) {
   const rss = [];
   const children = [];
-  for (const plugin of PLUGINS) {
+  for (const plugin of PROCESS_PLUGINS) {
     for (const p of participantsFor(plugin, ctx.nets)) {
       progress(`process: ${p.label} ${plugin}: peak RSS${ctx.straceNote ? '' : ' and children'}`);
       try {

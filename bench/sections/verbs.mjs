@@ -4,16 +4,25 @@
  * implementations (and, for portmap, our nftables backend) one by one.
  */
 import { alternate, summarizeAll } from '../lib/alternate.mjs';
-import { VERBS, participantsFor } from '../lib/participants.mjs';
+import { FIRST_LEVEL_ONLY, VERBS, driverAbsent, participantsFor } from '../lib/participants.mjs';
 import { progress } from '../lib/proc.mjs';
 
 /**
  * Measure `ctx.plugins` at `level` pods on `ctx.nets`. Returns one entry per
- * plugin: { plugin, level, rows: [{ key, label, stats: {verb: {p50,p95,n}}, errors, firstError }] }.
+ * plugin: { plugin, level, rows: [{ key, label, stats: {verb: {p50,p95,n}}, errors, firstError }] },
+ * or { plugin, level, rows: [], absent } when the kernel lacks the plugin's link driver.
  */
 export async function measureVerbs(ctx, level) {
   const out = [];
   for (const plugin of ctx.plugins) {
+    // Plugins in a node namespace of their own (or touching nothing) do not see the pods present: one level is their figure.
+    if (FIRST_LEVEL_ONLY.includes(plugin) && level !== ctx.verbLevels[0]) continue;
+    const absent = driverAbsent(plugin);
+    if (absent) {
+      progress(`verbs: ${plugin}: ${absent} in this kernel, not measured`);
+      out.push({ plugin, level, rows: [], absent });
+      continue;
+    }
     progress(`verbs: ${plugin} with ${level} pods present (${ctx.rounds} rounds)`);
     const parts = participantsFor(plugin, ctx.nets, level);
     try {

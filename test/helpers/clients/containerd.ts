@@ -260,8 +260,10 @@ export async function startContainerd(conflists: Record<string, unknown> = {}): 
       for (const f of listDir(RESULTS)) if ([...ids].some((id) => f.includes(`-${id}-`))) rmSync(join(RESULTS, f), { force: true });
       unmountUnder(dir);
       rmSync(dir, { recursive: true, force: true });
-      // containerd 1.6 puts shim sockets in /run/containerd/s whatever its state dir: remove the folders if we left them empty.
-      for (const p of ['/run/containerd/s', '/run/containerd']) tryRun(['rmdir', p]);
+      // containerd 1.6 puts shim sockets in /run/containerd/s whatever its state dir (and ctr its fifos and runc
+      // state under /run/containerd): remove these folders if we left them empty.
+      for (const f of listDir('/run/containerd/fifo')) tryRun(['rmdir', join('/run/containerd/fifo', f)]);
+      for (const p of ['/run/containerd/s', '/run/containerd/fifo', '/run/containerd/runc/k8s.io', '/run/containerd/runc', '/run/containerd']) tryRun(['rmdir', p]);
     },
   };
   live.add(h);

@@ -1,6 +1,6 @@
 /** bridge config validation and the pure ADD plan (gateways, batches). */
 import { describe, expect, it } from 'vitest';
-import { CniError } from '../../../lib/cni/errors.ts';
+import { cniErrorOf } from '../../helpers/errors.ts';
 import type { NetConf } from '../../../lib/cni/types.ts';
 import { addrOf, canonicalCidr, firstHostOf, networkOf, prefixContains } from '../../../lib/ip/prefix.ts';
 import { collectVlanTrunk, parseBridgeConfig } from '../../../plugins/bridge/config.ts';
@@ -8,15 +8,7 @@ import { planBridgeAddrs, planGateways, planPodAddrs, planPodRoutes, planPortVla
 
 const base = (extra: Record<string, unknown> = {}): NetConf => ({ cniVersion: '1.0.0', name: 'tscni-tb-unit', type: 'bridge', ...extra }) as NetConf;
 
-function errorOf(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof CniError) return e;
-    throw e;
-  }
-  throw new Error('expected a CniError');
-}
+const errorOf = cniErrorOf;
 
 describe('parseBridgeConfig', () => {
   it('applies defaults', () => {

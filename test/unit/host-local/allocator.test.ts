@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CniError } from '../../../lib/cni/errors.ts';
+import { cniErrorOf } from '../../helpers/errors.ts';
 import type { NetConf } from '../../../lib/cni/types.ts';
 import { formatIp, parseIp, type Ip } from '../../../lib/ip/cidr.ts';
 import { allocateAll, exhaustedSets, ownerIsValid, parseOwner, RangeIterator } from '../../../ipam/host-local/allocator.ts';
@@ -10,15 +10,7 @@ function cfg(ranges: unknown[], cniArgs = '', extra: Record<string, unknown> = {
   return parseHostLocalConfig({ cniVersion: '1.0.0', name: 'n', type: 'x', ipam: { type: 'host-local', ranges }, ...extra } as NetConf, cniArgs);
 }
 
-function err(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof CniError) return e;
-    throw e;
-  }
-  throw new Error('expected a CniError');
-}
+const err = cniErrorOf;
 
 const ip = (s: string) => parseIp(s) as Ip;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CniError } from '../../../lib/cni/errors.ts';
+import { cniErrorOf } from '../../helpers/errors.ts';
 import type { NetConf } from '../../../lib/cni/types.ts';
 import { formatIp } from '../../../lib/ip/cidr.ts';
 import { parseHostLocalConfig, rangeSetToString, DEFAULT_DATA_DIR } from '../../../ipam/host-local/config.ts';
@@ -8,15 +8,7 @@ function conf(ipam: Record<string, unknown>, extra: Record<string, unknown> = {}
   return { cniVersion, name: 'net1', type: 'bridge', ipam: { type: 'host-local', ...ipam }, ...extra } as NetConf;
 }
 
-function err(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof CniError) return e;
-    throw e;
-  }
-  throw new Error('expected a CniError');
-}
+const err = cniErrorOf;
 
 describe('host-local config', () => {
   it('fills the reference defaults for a v4 range', () => {

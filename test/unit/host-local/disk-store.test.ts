@@ -1,12 +1,10 @@
-/** DiskStore and FileLock against a real temp directory, in-process. */
+/** DiskStore against a real temp directory, in-process. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DiskStore, ipFromName } from '../../../ipam/host-local/disk-store.ts';
-import { FileLock, processStartTime } from '../../../lib/file-lock.ts';
 import { formatIp, parseIp, type Ip } from '../../../lib/ip/cidr.ts';
 
 let root: string;
@@ -109,65 +107,5 @@ describe('DiskStore', () => {
     const out = new DiskStore(root, 'n', 1).gc([]);
     expect(out.released.sort()).toEqual(['10.240.0.2', '10.240.0.3']);
     expect(out.errors.sort()).toEqual(['10.240.0.9: not a regular file, cannot release it', 'fd10:240::9: not a regular file, cannot release it']);
-  });
-});
-
-describe('FileLock', () => {
-  it('excludes, releases, and steals the lock of a dead holder', () => {
-    mkdirSync(net);
-    const a = new FileLock(net);
-    a.acquire();
-    expect(readFileSync(join(net, '.tscni-lock'), 'utf8')).toBe(`${process.pid} ${processStartTime(process.pid)}`);
-    a.release();
-    expect(existsSync(join(net, '.tscni-lock'))).toBe(false);
-    const p = spawnSync('sh', ['-c', 'echo $$ $(cut -d" " -f22 /proc/$$/stat)'], { encoding: 'utf8' });
-    writeFileSync(join(net, '.tscni-lock'), p.stdout.trim());
-    const b = new FileLock(net);
-    b.acquire(2_000);
-    expect(readFileSync(join(net, '.tscni-lock'), 'utf8')).toBe(`${process.pid} ${processStartTime(process.pid)}`);
-    b.release();
-  });
-
-  it('is re-entrant: a nested acquire holds the lock until the outermost release', () => {
-    mkdirSync(net);
-    const l = new FileLock(net);
-    l.acquire();
-    l.acquire();
-    l.release();
-    expect(existsSync(join(net, '.tscni-lock'))).toBe(true);
-    l.release();
-    expect(existsSync(join(net, '.tscni-lock'))).toBe(false);
-  });
-
-  it('gets past a thief that died inside the steal section', () => {
-    mkdirSync(net);
-    const p = spawnSync('sh', ['-c', 'echo $$ $(cut -d" " -f22 /proc/$$/stat)'], { encoding: 'utf8' });
-    writeFileSync(join(net, '.tscni-lock'), p.stdout.trim());
-    writeFileSync(join(net, '.tscni-lock-steal'), p.stdout.trim());
-    const old = new Date(Date.now() - 60_000);
-    utimesSync(join(net, '.tscni-lock-steal'), old, old);
-    const l = new FileLock(net);
-    l.acquire(5_000);
-    expect(readFileSync(join(net, '.tscni-lock'), 'utf8')).toBe(`${process.pid} ${processStartTime(process.pid)}`);
-    expect(existsSync(join(net, '.tscni-lock-steal'))).toBe(false);
-    l.release();
-  });
-
-  it('times out with code 11 while a live holder keeps it', () => {
-    mkdirSync(net);
-    writeFileSync(join(net, '.tscni-lock'), `1 ${processStartTime(1)}`); // pid 1 is alive
-    let code = 0;
-    try {
-      new FileLock(net).acquire(50);
-    } catch (e) {
-      code = (e as { code: number }).code;
-    }
-    expect(code).toBe(11);
-    expect(readFileSync(join(net, '.tscni-lock'), 'utf8')).toBe(`1 ${processStartTime(1)}`);
-    try {
-      new FileLock(net).acquire(50);
-    } catch (e) {
-      expect((e as Error).message).toContain('timed out after 50 ms waiting for the lock');
-    }
   });
 });

@@ -1,6 +1,6 @@
 /** Golden tests: names, tags and rendered rule text must match the Go reference byte for byte. */
 import { describe, expect, it } from 'vitest';
-import { formatChainName, formatComment } from '../../../lib/firewall/naming.ts';
+import { formatChainName, formatComment } from '../../../../lib/firewall/naming.ts';
 import {
   parseMasqComment,
   parsePostrouting,
@@ -8,8 +8,8 @@ import {
   renderMasqTeardown,
   renderMasqTeardownExact,
   splitRuleWords,
-} from '../../../lib/firewall/masquerade-iptables.ts';
-import { commentForInstance, parseNftRules, renderNftDeleteRules, renderNftMasqSetup } from '../../../lib/firewall/masquerade-nftables.ts';
+} from '../../../../lib/firewall/masquerade-iptables.ts';
+import { commentForInstance, parseNftRules, renderNftDeleteRules, renderNftMasqSetup } from '../../../../lib/firewall/masquerade-nftables.ts';
 
 describe('chain names and comments (reference values from pkg/utils tests)', () => {
   it('hashes name+id into a 28-character chain name', () => {
@@ -92,7 +92,7 @@ describe('nftables masquerade rendering', () => {
 
 describe('spoof check rendering', () => {
   it('matches the reference chain layout and tears down by handle', async () => {
-    const { renderSpoofCheckSetup, renderSpoofCheckTeardown, preroutingHandles, spoofRefId } = await import('../../../lib/firewall/spoofcheck.ts');
+    const { renderSpoofCheckSetup, renderSpoofCheckTeardown, preroutingHandles, spoofRefId } = await import('../../../../lib/firewall/spoofcheck.ts');
     const ref = spoofRefId('c1', 'eth0');
     expect(renderSpoofCheckSetup(ref, 'veth01020304', '02:00:00:00:00:01').split('\n')).toEqual([
       'add table bridge nat',
@@ -113,7 +113,7 @@ describe('spoof check rendering', () => {
   });
 
   it('quotes names from outside: an interface name with # ; braces or a quote cannot change the script', async () => {
-    const { renderSpoofCheckSetup, renderSpoofCheckTeardown, preroutingHandles, spoofRefId } = await import('../../../lib/firewall/spoofcheck.ts');
+    const { renderSpoofCheckSetup, renderSpoofCheckTeardown, preroutingHandles, spoofRefId } = await import('../../../../lib/firewall/spoofcheck.ts');
     const ref = spoofRefId('c1', 'e#0;{x}"\\');
     const setup = renderSpoofCheckSetup(ref, 'veth01020304', '02:00:00:00:00:01').split('\n');
     expect(setup[2]).toBe('add chain bridge nat cni-br-iface-c1-e_0__x___');

@@ -69,6 +69,8 @@ describe('ctr run --cni (containerd 1.6)', () => {
     await exited(ctrA);
     const dels = recordedCalls(h).filter((c) => c.env.CNI_COMMAND === 'DEL' && c.env.CNI_CONTAINERID === `k8s.io-${a}`);
     expect(dels.map((c) => c.plugin)).toEqual(expect.arrayContaining(['bridge', 'host-local', 'portmap']));
+    // ctr removes the network after the task is gone, without a netns path.
+    for (const c of dels) expect(c.env.CNI_NETNS ?? '').toBe('');
     await waitFor(() => netState(net).veths.length === 0, 'the veths to go');
     expect(netState(net)).toEqual(EMPTY_STATE);
     expect(existsSync(RESULTS) ? readdirSync(RESULTS).filter((f) => f.startsWith(`${net.name}-`)) : []).toEqual([]);

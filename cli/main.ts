@@ -17,7 +17,12 @@ import { install } from './commands/install.ts';
 import { podDown, podUp } from './commands/pods.ts';
 import { contextFromEnv, UsageError, type CliContext } from './context.ts';
 import { createNamedNetns, deleteNamedNetns, listNamedNetns, resolveNetns } from './netns-util.ts';
-import { listPods } from './pods.ts';
+import { listPods, podFilesDir, POD_FILES, renderPsTable } from './pods.ts';
+import { networkCommand, type ActionFn } from './commands/network.ts';
+import { dnsCommand } from './commands/dns.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { run } from '../lib/exec.ts';
 import { renderDot, renderSvg, renderText } from './topology.ts';
 
 const out = (s: string) => process.stdout.write(s);
@@ -127,7 +132,26 @@ export async function main(args: string[]): Promise<void> {
         const cmd = [...(a.cmd ?? []), ...(a['--'] ?? [])].map(String);
         if (cmd.length === 0) throw new UsageError('exec needs a command: tscni exec <netns> -- cmd ...');
         const netns = resolveNetns(ctx.stateDir, a.netns);
+        const files = a.netns.includes('/') ? undefined : podFilesDir(ctx.stateDir, a.netns);
+        if (files && existsSync(join(files, 'hosts'))) {
+          // The pod's hosts/resolv.conf/hostname are bound over /etc in a private mount (and UTS) namespace.
+          process.exitCode = await runInherit(['unshare', '--mount', '--uts', '--propagation', 'private', '--', process.execPath, 'pod-exec-mounted', files, '--', ...cmd], { netns });
+          return;
+        }
         process.exitCode = await runInherit(cmd, { netns });
+      }),
+    )
+    .command(
+      'pod-exec-mounted <dir> [cmd..]',
+      false,
+      (y) => y.positional('dir', { type: 'string', demandOption: true }).positional('cmd', { type: 'string', array: true }),
+      action<{ dir: string; cmd?: string[]; '--'?: string[] }>(async (_ctx, a) => {
+        const cmd = [...(a.cmd ?? []), ...(a['--'] ?? [])].map(String);
+        for (const f of POD_FILES) {
+          if (existsSync(join(a.dir, f)) && existsSync(`/etc/${f}`)) await run(['mount', '--bind', join(a.dir, f), `/etc/${f}`]);
+        }
+        if (existsSync(join(a.dir, 'hostname'))) await run(['hostname', '-F', join(a.dir, 'hostname')], { allowFailure: true });
+        process.exitCode = await runInherit(cmd);
       }),
     )
     .command(
@@ -140,9 +164,24 @@ export async function main(args: string[]): Promise<void> {
           .option('publish', { alias: 'p', type: 'string', array: true, default: [], describe: 'publish a port: [ip:]hostPort:containerPort[/tcp|udp|sctp]' })
           .option('ip', { type: 'string', array: true, default: [], describe: 'request this address (the ips capability)' })
           .option('network', { type: 'string', describe: "container:<pod> shares that pod's namespace (container mode)" })
-          .option('ifname', { alias: 'i', type: 'string', describe: 'interface name (default eth0, eth1, ... in order of attachment)' }),
-      action<{ net: string; name: string; publish: string[]; ip: string[]; ifname?: string; network?: string }>(async (ctx, a) => {
-        const r = await podUp(ctx, { network: a.net, name: a.name, publish: a.publish.map(String), ip: a.ip.map(String), mode: a.network, ifname: a.ifname });
+          .option('ifname', { alias: 'i', type: 'string', describe: 'interface name (default eth0, eth1, ... in order of attachment)' })
+          .option('hostname', { type: 'string', describe: "the pod's hostname (default: its name)" })
+          .option('add-host', { type: 'string', array: true, default: [], describe: 'an /etc/hosts entry name:ip (repeatable)' })
+          .option('dns', { type: 'string', array: true, default: [], describe: "a nameserver for the pod's resolv.conf (default: the network's name server, else the host's)" })
+          .option('dns-search', { type: 'string', array: true, default: [], describe: 'a search domain for resolv.conf' }),
+      action<{ net: string; name: string; publish: string[]; ip: string[]; ifname?: string; network?: string; hostname?: string; addHost: string[]; dns: string[]; dnsSearch: string[] }>(async (ctx, a) => {
+        const r = await podUp(ctx, {
+          network: a.net,
+          name: a.name,
+          publish: a.publish.map(String),
+          ip: a.ip.map(String),
+          mode: a.network,
+          ifname: a.ifname,
+          hostname: a.hostname,
+          addHost: a.addHost.map(String),
+          dns: a.dns.map(String),
+          dnsSearch: a.dnsSearch.map(String),
+        });
         if (a.json) {
           out(`${JSON.stringify({ pod: r.pod, result: r.result }, null, 2)}\n`);
           return;
@@ -176,10 +215,7 @@ export async function main(args: string[]): Promise<void> {
           out(`${JSON.stringify(pods, null, 2)}\n`);
           return;
         }
-        for (const p of pods) {
-          const where = p.sharesWith ? `container:${p.sharesWith}` : p.attachments.map((x) => `${x.network}/${x.ifName}`).join(' ') || '(no networks)';
-          out(`${p.name.padEnd(16)} ${p.netns.padEnd(24)} ${where}\n`);
-        }
+        out(renderPsTable(pods));
       }),
     )
     .command(
@@ -198,6 +234,8 @@ export async function main(args: string[]): Promise<void> {
         else out(renderText(report));
       }),
     )
+    .command(networkCommand(action as ActionFn))
+    .command(dnsCommand(action as ActionFn))
     .command(
       'install',
       'install the executable under every plugin name, and an example conflist',

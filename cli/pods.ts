@@ -6,7 +6,7 @@
  * The CNI side of an attachment lives in the libcni result cache as usual;
  * this file only remembers which networks a pod joined and how.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { writeFileAtomic } from '../lib/fs.ts';
 import { join } from 'node:path';
 import { UsageError } from './context.ts';
@@ -24,6 +24,18 @@ export interface PodAttachment {
   containerId: string;
   portMappings?: PortMapping[];
   ips?: string[];
+  /** The addresses the ADD result gave (CIDR), for ps and network inspect. */
+  addresses?: string[];
+  /** The result's dns (a network with a name server fills it). */
+  dns?: { nameservers?: string[]; search?: string[]; domain?: string };
+}
+
+/** What `up` was told about names; kept to re-render the pod's files when it joins another network. */
+export interface PodNames {
+  hostname?: string;
+  addHosts?: string[];
+  dns?: string[];
+  dnsSearch?: string[];
 }
 
 export interface PodRecord {
@@ -34,6 +46,7 @@ export interface PodRecord {
   /** container mode: the pod whose namespace this one shares. */
   sharesWith?: string;
   attachments: PodAttachment[];
+  names?: PodNames;
 }
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
@@ -91,4 +104,103 @@ export function parsePortSpec(spec: string): PortMapping {
   const out: PortMapping = { hostPort, containerPort, protocol: proto ?? 'tcp' };
   if (ip) out.hostIP = ip.replace(/^\[|\]$/g, '');
   return out;
+}
+
+/** Where a pod's /etc files live: <stateDir>/pods/<name>/ (hosts, resolv.conf, hostname). */
+export function podFilesDir(stateDir: string, name: string): string {
+  return join(podsDir(stateDir), name);
+}
+
+export const POD_FILES = ['hosts', 'resolv.conf', 'hostname'] as const;
+
+/** Docker's --add-host syntax name:ip (the address may be IPv6, so split at the first colon). */
+export function parseAddHost(spec: string): { name: string; ip: string } {
+  const i = spec.indexOf(':');
+  const name = spec.slice(0, i);
+  const ip = spec.slice(i + 1).replace(/^\[|\]$/g, '');
+  if (i <= 0 || !/^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$/.test(name) || !/^[0-9a-fA-F:.]+$/.test(ip)) {
+    throw new UsageError(`invalid --add-host ${JSON.stringify(spec)}: expected name:ip`);
+  }
+  return { name, ip };
+}
+
+/** /etc/hosts of a pod (pure): localhost, the pod's own addresses under its hostname, then --add-host entries. */
+export function renderHosts(hostname: string, ownAddresses: readonly string[], extra: readonly { name: string; ip: string }[]): string {
+  const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback'];
+  for (const a of ownAddresses) lines.push(`${a.replace(/\/\d+$/, '')}\t${hostname}`);
+  for (const h of extra) lines.push(`${h.ip}\t${h.name}`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** /etc/resolv.conf of a pod (pure). */
+export function renderResolvConf(nameservers: readonly string[], search: readonly string[], options: readonly string[] = []): string {
+  const lines = ['# written by tscni up'];
+  if (search.length) lines.push(`search ${search.join(' ')}`);
+  for (const n of nameservers) lines.push(`nameserver ${n}`);
+  if (options.length) lines.push(`options ${options.join(' ')}`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** The host's nameservers a pod can reach: loopback ones are dropped (they would be the pod's own lo), as Docker does. */
+export function reachableHostNameservers(resolvConf: string): string[] {
+  const out: string[] = [];
+  for (const line of resolvConf.split('\n')) {
+    const m = /^\s*nameserver\s+(\S+)/.exec(line);
+    if (m?.[1] && !m[1].startsWith('127.') && m[1] !== '::1') out.push(m[1]);
+  }
+  return out;
+}
+
+/** The pod's three files, rendered from its record (pure but for `hostResolvConf`, passed in). */
+export function renderPodFiles(pod: PodRecord, hostResolvConf: string): Record<(typeof POD_FILES)[number], string> {
+  const n = pod.names ?? {};
+  const hostname = n.hostname || pod.name;
+  const own = pod.attachments.flatMap((a) => a.addresses ?? []);
+  const netDns = pod.attachments.map((a) => a.dns).filter((d) => d?.nameservers?.length);
+  const nameservers = n.dns?.length ? n.dns : netDns.length ? netDns.flatMap((d) => d?.nameservers ?? []) : reachableHostNameservers(hostResolvConf);
+  const search = n.dnsSearch?.length ? n.dnsSearch : [...new Set(netDns.flatMap((d) => d?.search ?? []))];
+  return {
+    hosts: renderHosts(hostname, own, (n.addHosts ?? []).map(parseAddHost)),
+    'resolv.conf': renderResolvConf([...new Set(nameservers)], search),
+    hostname: `${hostname}\n`,
+  };
+}
+
+/** Write the pod's files (atomically) into podFilesDir. */
+export function writePodFiles(stateDir: string, pod: PodRecord): string {
+  const dir = podFilesDir(stateDir, pod.name);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  let host = '';
+  try {
+    host = readFileSync('/etc/resolv.conf', 'utf8');
+  } catch {
+    // no host resolv.conf: the pod gets none of its servers
+  }
+  const files = renderPodFiles(pod, host);
+  for (const f of POD_FILES) writeFileAtomic(join(dir, f), files[f], { mode: 0o644 });
+  return dir;
+}
+
+export function deletePodFiles(stateDir: string, name: string): void {
+  const dir = podFilesDir(stateDir, name);
+  if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+}
+
+/** `tscni ps` as a table (pure): one row per attachment, with its addresses and published ports. */
+export function renderPsTable(pods: readonly PodRecord[]): string {
+  const rows = [['POD', 'NETNS', 'NETWORK', 'IFACE', 'ADDRESSES', 'PORTS']];
+  for (const p of pods) {
+    if (p.sharesWith) {
+      rows.push([p.name, p.netns, `container:${p.sharesWith}`, '-', '-', '-']);
+      continue;
+    }
+    if (p.attachments.length === 0) rows.push([p.name, p.netns, '(no networks)', '-', '-', '-']);
+    for (const a of p.attachments) {
+      const ports = (a.portMappings ?? []).map((m) => `${m.hostIP ? `${m.hostIP}:` : ''}${m.hostPort}->${m.containerPort}/${m.protocol}`).join(',');
+      rows.push([p.name, p.netns, a.network, a.ifName, (a.addresses ?? []).join(',') || '-', ports || '-']);
+    }
+  }
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')).join('\n') + '\n';
 }

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { confListFromBytes, loadNetworkConf, type NetworkConfList } from '../../lib/libcni/conf.ts';
 import { containerIdForNetns, UsageError, type CliContext } from '../context.ts';
 import { createPodNetns, deleteNamedNetns, NETNS_RUN_DIR } from '../netns-util.ts';
-import { deletePod, listPods, parsePortSpec, readPod, validatePodName, writePod, type PodAttachment, type PodRecord } from '../pods.ts';
+import { deletePod, deletePodFiles, listPods, parseAddHost, parsePortSpec, readPod, validatePodName, writePod, writePodFiles, type PodAttachment, type PodNames, type PodRecord } from '../pods.ts';
 import { runtimeFor } from './cni.ts';
 import { readCacheEntry } from '../../lib/libcni/cache.ts';
 
@@ -25,6 +25,10 @@ export interface UpArgs {
   ip: string[];
   mode?: string;
   ifname?: string;
+  hostname?: string;
+  addHost?: string[];
+  dns?: string[];
+  dnsSearch?: string[];
 }
 
 export interface UpOutcome {
@@ -60,6 +64,7 @@ export async function podUp(ctx: CliContext, a: UpArgs): Promise<UpOutcome> {
   if (existing?.attachments.some((x) => x.network === a.network)) throw new UsageError(`pod ${a.name} is already attached to ${a.network}`);
   const list = loadNetworkConf(ctx.netDir, a.network);
   const portMappings = a.publish.map(parsePortSpec);
+  (a.addHost ?? []).forEach(parseAddHost);
 
   let pod: PodRecord;
   let created = false;
@@ -78,9 +83,15 @@ export async function podUp(ctx: CliContext, a: UpArgs): Promise<UpOutcome> {
   if (portMappings.length) capabilityArgs.portMappings = portMappings;
   if (a.ip.length) capabilityArgs.ips = a.ip;
 
+  // The pod's name reaches chained plugins (dnsname) the way containerd passes it.
+  const args: [string, string][] = [...ctx.cniArgs];
+  if (!args.some(([k]) => k === 'K8S_POD_NAME')) {
+    if (!args.some(([k]) => k === 'IgnoreUnknown')) args.push(['IgnoreUnknown', '1']);
+    args.push(['K8S_POD_NAME', a.name]);
+  }
   let result: Record<string, unknown>;
   try {
-    result = await runtimeFor(ctx).add(list, { containerId, netns: pod.netns, ifName, args: ctx.cniArgs, capabilityArgs });
+    result = await runtimeFor(ctx).add(list, { containerId, netns: pod.netns, ifName, args, capabilityArgs });
   } catch (e) {
     // The plugins roll back their own work; we remove the namespace we made.
     if (created) await deleteNamedNetns(a.name).catch(() => undefined);
@@ -89,8 +100,18 @@ export async function podUp(ctx: CliContext, a: UpArgs): Promise<UpOutcome> {
   const attachment: PodAttachment = { network: a.network, ifName, containerId };
   if (portMappings.length) attachment.portMappings = portMappings;
   if (a.ip.length) attachment.ips = a.ip;
+  attachment.addresses = ((result.ips as { address: string }[] | undefined) ?? []).map((i) => i.address);
+  const dns = result.dns as PodAttachment['dns'] | undefined;
+  if (dns?.nameservers?.length) attachment.dns = { nameservers: dns.nameservers, search: dns.search, domain: dns.domain };
   pod.attachments.push(attachment);
+  const names: PodNames = { ...pod.names };
+  if (a.hostname) names.hostname = a.hostname;
+  if (a.addHost?.length) names.addHosts = [...(names.addHosts ?? []), ...a.addHost];
+  if (a.dns?.length) names.dns = a.dns;
+  if (a.dnsSearch?.length) names.dnsSearch = a.dnsSearch;
+  if (Object.keys(names).length) pod.names = names;
   writePod(ctx.stateDir, pod);
+  writePodFiles(ctx.stateDir, pod);
   return { pod, attachment, result };
 }
 
@@ -153,7 +174,30 @@ export async function podDown(ctx: CliContext, name: string): Promise<DownOutcom
     return out;
   }
   if (pod.ownsNetns) await deleteNamedNetns(pod.netns.slice(NETNS_RUN_DIR.length + 1));
+  deletePodFiles(ctx.stateDir, name);
   deletePod(ctx.stateDir, name);
   out.removed.push(name);
   return out;
+}
+
+/**
+ * Detach one network from a pod (`network rm --force`): DEL that attachment
+ * only, keep the pod and its other networks, re-render its files.
+ */
+export async function podDetach(ctx: CliContext, name: string, network: string): Promise<void> {
+  const pod = readPod(ctx.stateDir, name);
+  if (!pod) return;
+  for (const at of pod.attachments.filter((x) => x.network === network)) {
+    const cached = readCacheEntry(ctx.cacheDir, { network: at.network, containerId: at.containerId, ifName: at.ifName });
+    await runtimeFor(ctx).del(listForDel(ctx, at), {
+      containerId: at.containerId,
+      netns: pod.netns,
+      ifName: at.ifName,
+      args: cached?.cniArgs ?? ctx.cniArgs,
+      capabilityArgs: cached?.capabilityArgs ?? {},
+    });
+    pod.attachments = pod.attachments.filter((x) => x !== at);
+  }
+  writePod(ctx.stateDir, pod);
+  writePodFiles(ctx.stateDir, pod);
 }

@@ -1,0 +1,156 @@
+/**
+ * dnsname: names for the pods of a network (chained after the main plugin;
+ * keys compatible with podman's dnsname: `domainName`, `capabilities:
+ * {"aliases": true}`).
+ *
+ *   ADD    record name + aliases + prevResult's addresses; ensure the network's
+ *          name server runs; result = prevResult + dns {nameservers: gateways}
+ *   DEL    remove exactly that record; stop the server with the last record
+ *   CHECK  the record exists and the server runs (restarted if it was killed)
+ *   GC     drop records of attachments not in cni.dev/valid-attachments
+ *
+ * The pod's name: K8S_POD_NAME from CNI_ARGS (what containerd, CRI-O, podman
+ * and `tscni up` pass), else the container ID.
+ */
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { validAttachments } from '../../lib/cni/attachments.ts';
+import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
+import type { CmdArgs, Plugin } from '../../lib/cni/skel.ts';
+import type { NetConf, Result } from '../../lib/cni/types.ts';
+import { TSCNI_VERSION } from '../../lib/version-info.ts';
+import { deleteRecord, dnsDirFor, readNetworkInfo, readRecords, runningServer, stopServer, writeNetworkInfo, writeRecord, type NameRecord } from './state.ts';
+
+export const DEFAULT_DOMAIN = 'dns.podman';
+const LABEL_RE = /^[a-zA-Z0-9]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?)*$/;
+
+interface DnsConf {
+  network: string;
+  domainName: string;
+  aliases: string[];
+}
+
+/** Parse and validate (pure). */
+export function parseDnsConf(config: NetConf): DnsConf {
+  const domainName = config.domainName === undefined ? DEFAULT_DOMAIN : config.domainName;
+  if (typeof domainName !== 'string' || (domainName !== '' && !LABEL_RE.test(domainName))) {
+    throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid "domainName": ${JSON.stringify(domainName)}`);
+  }
+  const byNet = (config.runtimeConfig?.aliases ?? {}) as Record<string, unknown>;
+  const raw = byNet[config.name];
+  const aliases = Array.isArray(raw) ? raw.filter((a): a is string => typeof a === 'string' && LABEL_RE.test(a)) : [];
+  return { network: config.name, domainName, aliases };
+}
+
+/** K8S_POD_NAME from CNI_ARGS when it is a valid DNS name, else the container ID. */
+export function podNameFrom(cniArgs: string, containerId: string): string {
+  for (const pair of cniArgs.split(';')) {
+    const [k, v] = pair.split('=');
+    if (k === 'K8S_POD_NAME' && v && LABEL_RE.test(v)) return v;
+  }
+  return containerId;
+}
+
+/** Start `tscni dns serve --network NAME` detached, and wait until it has bound (its pid file names it). */
+async function ensureServer(dir: string, network: string, env: Record<string, string | undefined>): Promise<void> {
+  if (runningServer(dir, network)) return;
+  const tscni = join(dirname(process.execPath), 'tscni');
+  // The one process this plugin starts, and it must outlive the plugin
+  // (detached: its own session), which lib/exec's run() is not for.
+  const cp = process.getBuiltinModule('node:child_process') as typeof import('node:child_process');
+  mkdirSync(dir, { recursive: true });
+  const logFd = openSync(join(dir, 'server.log'), 'a', 0o644);
+  try {
+    const child = cp.spawn(tscni, ['dns', 'serve', '--network', network], {
+      detached: true,
+      stdio: ['ignore', logFd, logFd],
+      env: { PATH: env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', TSCNI_DNS_DIR: dirname(dir), ...(env.TSCNI_DNS_UPSTREAM ? { TSCNI_DNS_UPSTREAM: env.TSCNI_DNS_UPSTREAM } : {}) },
+    });
+    child.on('error', () => undefined);
+    child.unref();
+  } finally {
+    closeSync(logFd);
+  }
+  for (let i = 0; i < 100; i++) {
+    if (runningServer(dir, network)) return;
+    await new Promise((r) => setTimeout(r, 30));
+  }
+  throw new CniError(ErrorCode.Internal, `the name server of ${network} did not start (see ${join(dir, 'server.log')})`);
+}
+
+function gatewaysOf(prev: Result): string[] {
+  const out: string[] = [];
+  for (const ip of prev.ips ?? []) if (ip.gateway && !out.includes(ip.gateway)) out.push(ip.gateway);
+  return out;
+}
+
+async function add(args: CmdArgs): Promise<Result> {
+  const conf = parseDnsConf(args.config);
+  const prev = args.config.prevResult;
+  if (!prev) throw new CniError(ErrorCode.InvalidNetworkConfig, 'dnsname is a chained plugin: it needs a prevResult (put it after bridge or ptp)');
+  const gateways = gatewaysOf(prev);
+  if (gateways.length === 0) throw new CniError(ErrorCode.InvalidNetworkConfig, 'dnsname: prevResult has no gateway to serve names on (bridge needs isGateway)');
+  const dir = dnsDirFor(args.env, conf.network);
+  const info = readNetworkInfo(dir);
+  if (!info || info.domainName !== conf.domainName || info.gateways.join() !== gateways.join()) {
+    // The network was recreated with other addresses: the old server listens in the wrong place.
+    if (info) stopServer(dir, conf.network);
+    writeNetworkInfo(dir, { network: conf.network, gateways, domainName: conf.domainName });
+  }
+  const record: NameRecord = {
+    containerId: args.containerId,
+    ifName: args.ifName,
+    name: podNameFrom(args.args, args.containerId),
+    aliases: conf.aliases,
+    ips: (prev.ips ?? []).map((i) => i.address.replace(/\/\d+$/, '')),
+  };
+  writeRecord(dir, record);
+  try {
+    await ensureServer(dir, conf.network, args.env);
+  } catch (e) {
+    deleteRecord(dir, args.containerId, args.ifName);
+    throw e;
+  }
+  return {
+    ...prev,
+    dns: { nameservers: gateways, ...(conf.domainName ? { domain: conf.domainName, search: [conf.domainName] } : {}) },
+  };
+}
+
+async function del(args: CmdArgs): Promise<void> {
+  const conf = parseDnsConf(args.config);
+  const dir = dnsDirFor(args.env, conf.network);
+  deleteRecord(dir, args.containerId, args.ifName);
+  if (readRecords(dir).length === 0) stopServer(dir, conf.network);
+}
+
+async function check(args: CmdArgs): Promise<void> {
+  const conf = parseDnsConf(args.config);
+  const dir = dnsDirFor(args.env, conf.network);
+  if (!readRecords(dir).some((r) => r.containerId === args.containerId && r.ifName === args.ifName)) {
+    throw new CniError(ErrorCode.Internal, `dnsname: no name record for ${args.containerId}/${args.ifName} on ${conf.network}`);
+  }
+  await ensureServer(dir, conf.network, args.env);
+}
+
+async function gc(args: CmdArgs): Promise<void> {
+  const conf = parseDnsConf(args.config);
+  const dir = dnsDirFor(args.env, conf.network);
+  const valid = validAttachments(args.config);
+  for (const r of readRecords(dir)) {
+    if (!valid.some((v) => v.containerID === r.containerId && v.ifname === r.ifName)) deleteRecord(dir, r.containerId, r.ifName);
+  }
+  if (readRecords(dir).length === 0) stopServer(dir, conf.network);
+}
+
+export const dnsnamePlugin: Plugin = {
+  name: 'dnsname',
+  about: `tscni dnsname plugin v${TSCNI_VERSION}`,
+  hostOnly: true,
+  add,
+  del,
+  check,
+  gc,
+  // The server is started on demand by ADD; nothing must exist beforehand.
+  status: async () => {},
+};

@@ -1,0 +1,132 @@
+/**
+ * The name server's state, one directory per network (default
+ * /run/tscni/dns/<network>, a tmpfs: names vanish with the pods on reboot):
+ *
+ *   network.json            gateways (where the server listens) and domainName
+ *   records/<cid>-<if>.json one file per attachment: name, aliases, addresses
+ *   server.pid              the running server's pid (written by the server once bound)
+ *   server.log              the server's stderr
+ *
+ * The plugin writes every file atomically (temp + rename), so the server
+ * never reads a torn record, and a killed server or plugin leaves nothing
+ * half-written. The server re-reads records/ whenever its mtime changes.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../lib/fs.ts';
+
+export interface NameRecord {
+  containerId: string;
+  ifName: string;
+  /** The pod's name (K8S_POD_NAME, else the container ID). */
+  name: string;
+  aliases: string[];
+  /** Addresses without prefix length. */
+  ips: string[];
+}
+
+export interface NetworkInfo {
+  network: string;
+  gateways: string[];
+  domainName: string;
+}
+
+/** The state directory of `network`: $TSCNI_DNS_DIR, else $TSCNI_STATE_DIR/dns, else /run/tscni/dns. */
+export function dnsDirFor(env: Record<string, string | undefined>, network: string): string {
+  const base = env.TSCNI_DNS_DIR || join(env.TSCNI_STATE_DIR || '/run/tscni', 'dns');
+  return join(base, network);
+}
+
+/** A file name for an attachment that cannot escape the directory. */
+export function recordFileName(containerId: string, ifName: string): string {
+  return `${`${containerId}-${ifName}`.replace(/[^a-zA-Z0-9_.-]/g, '_')}.json`;
+}
+
+export function writeNetworkInfo(dir: string, info: NetworkInfo): void {
+  mkdirSync(join(dir, 'records'), { recursive: true, mode: 0o755 });
+  writeFileAtomic(join(dir, 'network.json'), `${JSON.stringify(info)}\n`, { mode: 0o644 });
+}
+
+export function readNetworkInfo(dir: string): NetworkInfo | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dir, 'network.json'), 'utf8')) as NetworkInfo;
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeRecord(dir: string, r: NameRecord): void {
+  mkdirSync(join(dir, 'records'), { recursive: true, mode: 0o755 });
+  writeFileAtomic(join(dir, 'records', recordFileName(r.containerId, r.ifName)), `${JSON.stringify(r)}\n`, { mode: 0o644 });
+}
+
+export function deleteRecord(dir: string, containerId: string, ifName: string): void {
+  rmSync(join(dir, 'records', recordFileName(containerId, ifName)), { force: true });
+}
+
+/** Every record of the network; unreadable files (a temp file mid-rename) are skipped. */
+export function readRecords(dir: string): NameRecord[] {
+  let names: string[];
+  try {
+    names = readdirSync(join(dir, 'records')).filter((n) => n.endsWith('.json')).sort();
+  } catch {
+    return [];
+  }
+  const out: NameRecord[] = [];
+  for (const n of names) {
+    try {
+      out.push(JSON.parse(readFileSync(join(dir, 'records', n), 'utf8')) as NameRecord);
+    } catch {
+      // removed between readdir and read, or not ours: not a record
+    }
+  }
+  return out;
+}
+
+/** The records directory's mtime (ms), 0 when missing: the server's reload trigger. */
+export function recordsStamp(dir: string): number {
+  try {
+    return statSync(join(dir, 'records')).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+export function pidFile(dir: string): string {
+  return join(dir, 'server.pid');
+}
+
+/** Whether `pid` is a live `tscni dns serve --network <network>` (not a recycled pid). */
+export function isServer(pid: number, network: string): boolean {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const i = argv.indexOf('serve');
+    return i > 0 && argv[i - 1] === 'dns' && argv.includes(network) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+  } catch {
+    return false;
+  }
+}
+
+/** The pid of this network's running server, if one runs. */
+export function runningServer(dir: string, network: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile(dir), 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  return Number.isInteger(pid) && pid > 0 && isServer(pid, network) ? pid : undefined;
+}
+
+/** Stop the network's server (SIGTERM, by its verified pid) and forget its pid file. */
+export function stopServer(dir: string, network: string): void {
+  const pid = runningServer(dir, network);
+  if (pid) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // already gone: nothing to stop
+    }
+  }
+  if (existsSync(pidFile(dir))) rmSync(pidFile(dir), { force: true });
+}

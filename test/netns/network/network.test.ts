@@ -1,0 +1,243 @@
+/**
+ * `tscni network` and names on the real kernel: conflists written by
+ * `network create`, pods made by `tscni up`, real DNS queries (`getent
+ * hosts` inside the pod's namespaces through `tscni exec`, and raw UDP/TCP
+ * queries to the network's name server).
+ */
+import dnsPacket from 'dns-packet';
+import { existsSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PLUGIN_NAMES } from '../../../plugins/registry.ts';
+import { createNetns, removeAllNetns, sh } from '../../helpers/netns.ts';
+import { binPath } from '../../helpers/plugin.ts';
+import { alive, cleanupNetEnvs, createNetwork, links, networkName, newNetEnv, podName, resolveIn, serverPid, serverPids, tscni, tscniAsync, tscniOk } from './helpers.ts';
+
+afterEach(() => {
+  cleanupNetEnvs();
+  removeAllNetns();
+});
+
+const ipOf = (r: { stdout: string }) => ((JSON.parse(r.stdout) as { result: { ips: { address: string }[] } }).result.ips[0]?.address ?? '').replace(/\/\d+$/, '');
+
+async function waitFor(what: string, fn: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (fn()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('network create', () => {
+  it("writes podman's layout: bridge+host-local, portmap, firewall/tuning when registered, dnsname; bridges and subnets allocated", () => {
+    const e = newNetEnv();
+    const a = createNetwork(e, networkName());
+    const expected = ['bridge', 'portmap', ...['firewall', 'tuning'].filter((p) => PLUGIN_NAMES.includes(p)), 'dnsname'];
+    expect(a.conflist.plugins.map((p) => p.type)).toEqual(expected);
+    const main = a.conflist.plugins[0] as { bridge: string; ipMasq: boolean; ipam: { ranges: { subnet: string; gateway: string }[][]; routes: unknown[] } };
+    expect(main.bridge).toBe(`${e.bridgePrefix}0`);
+    expect(main.ipMasq).toBe(true);
+    expect(main.ipam.routes).toEqual([{ dst: '0.0.0.0/0' }]);
+    const first = main.ipam.ranges[0]?.[0]?.subnet ?? '';
+    expect(first).toMatch(/^10\.246\.\d+\.0\/24$/);
+    const b = createNetwork(e, networkName(), ['--no-dns', '--ipv6']);
+    const mainB = b.conflist.plugins[0] as { bridge: string; ipam: { ranges: { subnet: string }[][] } };
+    expect(mainB.bridge).toBe(`${e.bridgePrefix}1`);
+    expect(b.conflist.plugins.map((p) => p.type)).not.toContain('dnsname');
+    const [v4, v6] = mainB.ipam.ranges.map((r) => r[0]?.subnet);
+    expect(v4).not.toBe(first);
+    expect(v6).toMatch(/^fd10:246:[0-9a-f:]*\/64$/);
+    // ls lists both, with driver, subnet and gateway
+    const ls = tscniOk(e, ['network', 'ls']).stdout;
+    expect(ls.split('\n')[0]).toMatch(/^NAME\s+DRIVER\s+SUBNETS\s+GATEWAY\s+PODS$/);
+    expect(ls).toContain(a.name);
+    expect(ls).toContain(first.replace('0/24', '1'));
+  });
+
+  it('an explicit overlapping subnet is refused naming the other network; a subnet a host route uses is skipped', () => {
+    const e = newNetEnv();
+    const a = createNetwork(e, networkName(), ['--subnet', '10.246.200.0/24', '--gateway', '10.246.200.254']);
+    expect((a.conflist.plugins[0] as { ipam: { ranges: { gateway: string }[][] } }).ipam.ranges[0]?.[0]?.gateway).toBe('10.246.200.254');
+    const clash = tscni(e, ['network', 'create', networkName(), '--subnet', '10.246.200.128/25']);
+    expect(clash.code).toBe(1);
+    expect(clash.stderr).toContain(`overlaps 10.246.200.0/24 used by network ${a.name}`);
+    expect(tscni(e, ['network', 'create', a.name]).stderr).toContain('already exists');
+    expect(tscni(e, ['network', 'create', networkName(), '--subnet', '10.246.9.0/24', '--gateway', '10.9.9.9']).stderr).toContain('--gateway 10.9.9.9 is not in 10.246.9.0/24');
+
+    // Routes are read where the CLI runs: in a namespace whose routes cover the pool's first /24s.
+    const ns = createNetns('tn');
+    ns.exec(['ip', 'link', 'add', 'tnv0', 'type', 'veth', 'peer', 'name', 'tnv1']);
+    ns.exec(['ip', 'link', 'set', 'tnv0', 'up']);
+    ns.exec(['ip', 'link', 'set', 'tnv1', 'up']);
+    ns.exec(['ip', 'route', 'add', '10.247.0.0/23', 'dev', 'tnv0']);
+    const name = networkName();
+    const r = sh(['nsenter', `--net=${ns.path}`, '--', 'env', ...Object.entries({ ...e.env, TSCNI_SUBNET_POOL: '10.247.0.0/16' }).map(([k, v]) => `${k}=${v}`), binPath('tscni'), 'network', 'create', name, '--json']);
+    e.networks.add(name);
+    expect((JSON.parse(r) as { conflist: { plugins: { ipam: { ranges: { subnet: string }[][] } }[] } }).conflist.plugins[0]?.ipam.ranges[0]?.[0]?.subnet).toBe('10.247.2.0/24');
+    const explicit = tscni(e, ['network', 'create', networkName(), '--subnet', '10.247.1.0/24']);
+    expect(explicit.code).toBe(0); // the route is in the other namespace, not here
+  });
+
+  it('--internal: no masquerade and no default route in the pod', () => {
+    const e = newNetEnv();
+    const n = createNetwork(e, networkName(), ['--internal']);
+    expect((n.conflist.plugins[0] as { ipMasq: boolean }).ipMasq).toBe(false);
+    const p = podName(e);
+    tscniOk(e, ['up', n.name, p]);
+    const routes = tscniOk(e, ['exec', p, '--', 'ip', '-4', 'route']).stdout;
+    expect(routes).not.toContain('default');
+    expect(routes).toMatch(/10\.246\.\d+\.0\/24 dev eth0/);
+  });
+});
+
+describe('names', () => {
+  it('two pods reach each other by name, name.domain and alias; hostname, --add-host, --dns-search; ps shows addresses and ports', async () => {
+    const e = newNetEnv();
+    const n = createNetwork(e, networkName());
+    const [p1, p2] = [podName(e), podName(e)];
+    const ip1 = ipOf(tscniOk(e, ['up', n.name, p1, '--json', '--hostname', 'web1', '--add-host', 'db.example:10.1.2.3', '-p', '18080:80'], { CAP_ARGS: JSON.stringify({ aliases: { [n.name]: ['www'] } }) }));
+    const ip2 = ipOf(tscniOk(e, ['up', n.name, p2, '--json', '--dns-search', 'corp.test']));
+    const gw = ((n.conflist.plugins[0] as { ipam: { ranges: { gateway: string }[][] } }).ipam.ranges[0]?.[0]?.gateway) as string;
+    expect(resolveIn(e, p2, p1)).toEqual([ip1]);
+    expect(resolveIn(e, p2, `${p1}.dns.podman`)).toEqual([ip1]);
+    expect(resolveIn(e, p2, 'www')).toEqual([ip1]);
+    expect(resolveIn(e, p1, p2)).toEqual([ip2]);
+    expect(resolveIn(e, p1, 'nobody-here')).toEqual([]);
+    // the pod's own files, seen through exec
+    expect(tscniOk(e, ['exec', p1, '--', 'hostname']).stdout.trim()).toBe('web1');
+    expect(resolveIn(e, p1, 'db.example')).toEqual(['10.1.2.3']);
+    expect(tscniOk(e, ['exec', p1, '--', 'cat', '/etc/resolv.conf']).stdout).toBe(`# written by tscni up\nsearch dns.podman\nnameserver ${gw}\n`);
+    expect(tscniOk(e, ['exec', p2, '--', 'cat', '/etc/resolv.conf']).stdout).toContain('search corp.test\n');
+    // the host's /etc/hosts is untouched
+    expect(readFileSync('/etc/hosts', 'utf8')).not.toContain('db.example');
+    const ps = tscniOk(e, ['ps']).stdout.split('\n');
+    expect(ps[0]).toMatch(/^POD\s+NETNS\s+NETWORK\s+IFACE\s+ADDRESSES\s+PORTS$/);
+    expect(ps.find((l) => l.startsWith(p1))).toMatch(new RegExp(`${n.name}\\s+eth0\\s+${ip1.replace(/\./g, '\\.')}/24\\s+18080->80/tcp`));
+    // network inspect: pods with addresses and the records, as JSON and as a drawing
+    const ins = JSON.parse(tscniOk(e, ['network', 'inspect', n.name, '--json']).stdout) as { pods: { name: string; ips: string[] }[]; records: { name: string; aliases: string[] }[] };
+    expect(ins.pods.map((p) => p.name).sort()).toEqual([p1, p2].sort());
+    expect(ins.records.find((r) => r.name === p1)?.aliases).toEqual(['www']);
+    const svg = tscniOk(e, ['network', 'inspect', n.name, '--format', 'svg']).stdout;
+    expect(svg).toContain(`${p1} (eth0)`);
+    expect(svg).toContain('port 18080-&gt;80/tcp');
+    // a raw query over TCP to the name server
+    const reply = await tcpQuery(gw, `${p2}.dns.podman`);
+    expect(reply.answers?.map((a) => a.data)).toEqual([ip2]);
+  });
+
+  it("a pod on another network does not learn the first network's names; other names are forwarded upstream", () => {
+    const e = newNetEnv();
+    const a = createNetwork(e, networkName(), ['--domain', 'a.test']);
+    const pa = podName(e);
+    const ipa = ipOf(tscniOk(e, ['up', a.name, pa, '--json']));
+    const gwA = ((a.conflist.plugins[0] as { ipam: { ranges: { gateway: string }[][] } }).ipam.ranges[0]?.[0]?.gateway) as string;
+    const b = createNetwork(e, networkName());
+    const pb = podName(e);
+    // B's server forwards to A's server: a test name server on this host, never an outside one.
+    tscniOk(e, ['up', b.name, pb], { TSCNI_DNS_UPSTREAM: gwA });
+    expect(resolveIn(e, pb, pa)).toEqual([]);
+    expect(resolveIn(e, pb, `${pa}.dns.podman`)).toEqual([]);
+    expect(resolveIn(e, pb, `${pa}.a.test`)).toEqual([ipa]);
+  });
+
+  it('a killed name server is restarted by the next ADD (and CHECK); a pod removed meanwhile leaves no name', async () => {
+    const e = newNetEnv();
+    const n = createNetwork(e, networkName());
+    const [p1, p2, p3] = [podName(e), podName(e), podName(e)];
+    const ip1 = ipOf(tscniOk(e, ['up', n.name, p1, '--json']));
+    tscniOk(e, ['up', n.name, p2]);
+    const pid = serverPid(e, n.name) as number;
+    expect(alive(pid)).toBe(true);
+    process.kill(pid, 'SIGKILL');
+    await waitFor('the server to die', () => !alive(pid));
+    expect(tscniOk(e, ['dns', 'status']).stdout).toMatch(new RegExp(`${n.name}\\s+\\S+\\s+2\\s+not running`));
+    tscniOk(e, ['down', p2]); // DEL while the server is down
+    tscniOk(e, ['up', n.name, p3]);
+    const pid2 = serverPid(e, n.name) as number;
+    expect(pid2).not.toBe(pid);
+    expect(alive(pid2)).toBe(true);
+    expect(resolveIn(e, p3, p1)).toEqual([ip1]);
+    expect(resolveIn(e, p3, p2)).toEqual([]);
+    // CHECK restarts it too
+    process.kill(pid2, 'SIGKILL');
+    await waitFor('the server to die', () => !alive(pid2));
+    const cached = JSON.parse(tscniOk(e, ['ps', '--json']).stdout) as { name: string; netns: string }[];
+    tscniOk(e, ['check', n.name, cached.find((p) => p.name === p1)?.netns as string]);
+    expect(alive(serverPid(e, n.name) as number)).toBe(true);
+    expect(resolveIn(e, p3, p1)).toEqual([ip1]);
+    expect(serverPids(n.name)).toHaveLength(1);
+  });
+
+  it('the server stops with the last pod; rm refuses while pods are attached, --force detaches and removes everything; a recreated network has no old names', async () => {
+    const e = newNetEnv();
+    const n = createNetwork(e, networkName());
+    const bridge = (n.conflist.plugins[0] as { bridge: string }).bridge;
+    const [p1, p2] = [podName(e), podName(e)];
+    tscniOk(e, ['up', n.name, p1]);
+    const pid = serverPid(e, n.name) as number;
+    tscniOk(e, ['down', p1]);
+    await waitFor('the server to stop with the last record', () => !alive(pid));
+    tscniOk(e, ['up', n.name, p1]);
+    tscniOk(e, ['up', n.name, p2]);
+    const pid2 = serverPid(e, n.name) as number;
+    const refused = tscni(e, ['network', 'rm', n.name]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`network ${n.name} has pods attached`);
+    expect(existsSync(join(e.netDir, `${n.name}.conflist`))).toBe(true);
+    tscniOk(e, ['network', 'rm', '--force', n.name]);
+    expect(existsSync(join(e.netDir, `${n.name}.conflist`))).toBe(false);
+    expect(existsSync(`/sys/class/net/${bridge}`)).toBe(false);
+    expect(existsSync(join(e.stateDir, 'dns', n.name))).toBe(false);
+    await waitFor('the server to stop', () => !alive(pid2));
+    const ps = JSON.parse(tscniOk(e, ['ps', '--json']).stdout) as { name: string; attachments: unknown[] }[];
+    expect(ps.find((p) => p.name === p1)?.attachments).toEqual([]);
+    // Recreated under the same name: p2's old record must not answer.
+    createNetwork(e, n.name);
+    const p3 = podName(e);
+    tscniOk(e, ['up', n.name, p3]);
+    expect(resolveIn(e, p3, p2)).toEqual([]);
+    expect(resolveIn(e, p3, p3).length).toBe(1);
+    expect(links(e.bridgePrefix)).toEqual([bridge]);
+  });
+
+  it('20 pods added and removed in parallel: each name resolves exactly while its pod exists', async () => {
+    const e = newNetEnv();
+    const n = createNetwork(e, networkName());
+    const probe = podName(e);
+    tscniOk(e, ['up', n.name, probe]);
+    const pods = Array.from({ length: 20 }, () => podName(e));
+    const ups = await Promise.all(pods.map((p) => tscniAsync(e, ['up', n.name, p, '--json'])));
+    expect(ups.filter((r) => r.code !== 0).map((r) => r.stderr)).toEqual([]);
+    const ips = ups.map(ipOf);
+    expect(new Set(ips).size).toBe(20);
+    pods.forEach((p, i) => expect(resolveIn(e, probe, p)).toEqual([ips[i]]));
+    const gone = pods.slice(0, 10);
+    const downs = await Promise.all(gone.map((p) => tscniAsync(e, ['down', p])));
+    expect(downs.filter((r) => r.code !== 0).map((r) => r.stderr)).toEqual([]);
+    pods.forEach((p, i) => expect(resolveIn(e, probe, p)).toEqual(i < 10 ? [] : [ips[i]]));
+    expect(serverPids(n.name)).toHaveLength(1);
+  });
+});
+
+/** One DNS query over TCP (two-byte length prefix) to addr:53. */
+function tcpQuery(addr: string, name: string): Promise<{ answers?: { data: unknown }[] }> {
+  const q = dnsPacket.encode({ type: 'query', id: 7, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name, class: 'IN' }] });
+  const len = Buffer.alloc(2);
+  len.writeUInt16BE(q.length);
+  return new Promise((resolve, reject) => {
+    const s = connect(53, addr, () => s.write(Buffer.concat([len, q])));
+    let buf = Buffer.alloc(0);
+    s.setTimeout(3000, () => reject(new Error('tcp query timed out')));
+    s.on('error', reject);
+    s.on('data', (b: Buffer) => {
+      buf = Buffer.concat([buf, b]);
+      if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        s.end();
+        resolve(dnsPacket.decode(buf.subarray(2)) as { answers?: { data: unknown }[] });
+      }
+    });
+  });
+}
+

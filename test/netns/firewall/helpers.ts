@@ -14,7 +14,9 @@ import { callPlugin, callPluginOk, type PluginOutput } from '../../helpers/plugi
 export const rand = (n = 3) => randomBytes(n).toString('hex');
 export type Backend = 'iptables' | 'nftables';
 
-const tmpRoot = mkdtempSync(join(tmpdir(), 'tscni-tf-'));
+let tmpDir: string | undefined;
+/** The temp directory of this file's networks, made on first use (files that only import the snapshot helpers make none). */
+const tmpRoot = () => (tmpDir ??= mkdtempSync(join(tmpdir(), 'tscni-tf-')));
 const bridges = new Set<string>();
 let netIndex = 10 + Math.floor(Math.random() * 100);
 
@@ -36,8 +38,8 @@ export function newNet(backend: Backend, policy: string, opts: { stateDir?: stri
     name: `tscni-tf-${id}`,
     bridge: `tf${id}`,
     index: netIndex++ % 250,
-    dataDir: join(tmpRoot, `ipam-${id}`),
-    stateDir: opts.stateDir ?? join(tmpRoot, 'fw'),
+    dataDir: join(tmpRoot(), `ipam-${id}`),
+    stateDir: opts.stateDir ?? join(tmpRoot(), 'fw'),
     backend,
     policy,
     version: opts.version ?? '1.1.0',
@@ -148,7 +150,8 @@ export function cleanupAll(): void {
   removeAllNetns();
   removeLeftoverRules();
   for (const b of bridges) tryRun(['ip', 'link', 'del', b]);
-  rmSync(tmpRoot, { recursive: true, force: true });
+  if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
+  tmpDir = undefined;
 }
 
 export { sh, tryRun };

@@ -14,6 +14,7 @@ import { PLUGIN_NAMES } from '../plugins/registry.ts';
 import { runCniCommand, type CniVerb } from './commands/cni.ts';
 import { gatherInspect } from './commands/inspect.ts';
 import { install } from './commands/install.ts';
+import { firewallReload, renderFindings } from './commands/firewall.ts';
 import { podDown, podUp } from './commands/pods.ts';
 import { contextFromEnv, UsageError, type CliContext } from './context.ts';
 import { createNamedNetns, deleteNamedNetns, listNamedNetns, resolveNetns } from './netns-util.ts';
@@ -92,6 +93,16 @@ export async function main(args: string[]): Promise<void> {
     .command(cniVerb('del', 'detach (DEL every plugin in reverse order with the cached result)'))
     .command(cniVerb('gc', 'DEL stale cached attachments of the network, then GC every plugin'))
     .command(cniVerb('status', 'STATUS of every plugin of the network'))
+    .command(
+      'firewall <action>',
+      'after a firewall reload or flush: re-apply (reload) or report (check) the masquerade, port-mapping and firewall rules of every live attachment',
+      (y) => y.positional('action', { choices: ['reload', 'check'] as const, demandOption: true }),
+      action<{ action: 'reload' | 'check' }>(async (ctx, a) => {
+        const findings = await firewallReload({ cacheDir: ctx.cacheDir, check: a.action === 'check' });
+        out(a.json ? `${JSON.stringify(findings, null, 2)}\n` : renderFindings(findings));
+        if (findings.some((f) => f.state === 'error' || (a.action === 'check' && f.state === 'missing'))) process.exitCode = 1;
+      }),
+    )
     .command('netns <action>', 'manage network namespaces', (y) =>
       y
         .command(

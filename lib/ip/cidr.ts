@@ -9,6 +9,8 @@
  * must agree on every file name.
  */
 
+import { formatAddr } from './prefix.ts';
+
 export type Family = 4 | 6;
 
 export interface Ip {
@@ -90,33 +92,10 @@ export function parseIp(text: string): Ip | undefined {
   return { family: 6, value: v6 };
 }
 
-/** Go's net.IP.String(): dotted quad, or RFC 5952 IPv6 (longest zero run of >= 2 groups compressed). */
+/** Go's net.IP.String(): dotted quad, or RFC 5952 IPv6 (longest zero run of >= 2 groups compressed); an IPv4-mapped IPv6 address prints as IPv4, as Go does. */
 export function formatIp(ip: Ip): string {
-  if (ip.family === 4) {
-    const v = ip.value;
-    return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 0xffn)).join('.');
-  }
-  if (ip.value >> 32n === 0xffffn) return formatIp({ family: 4, value: ip.value & 0xffffffffn });
-  const groups: number[] = [];
-  for (let i = 7; i >= 0; i--) groups.push(Number((ip.value >> BigInt(i * 16)) & 0xffffn));
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (g: number[]) => g.map((x) => x.toString(16)).join(':');
-  if (bestStart < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
+  if (ip.family === 6 && ip.value >> 32n === 0xffffn) return formatAddr(4, ip.value & 0xffffffffn);
+  return formatAddr(ip.family, ip.value);
 }
 
 /** Parse "addr/prefix". The address keeps its host bits (like Go's types.IPNet). */

@@ -44,6 +44,9 @@ let nextHostPort = 31000 + Math.floor(Math.random() * 900);
 const nets: ClientNet[] = [];
 const children: ChildProcess[] = [];
 let shared: SharedSnapshot | undefined;
+/** Whether the bridge's nft masquerade table existed before the first network of this file. */
+let masqTableBefore: boolean | undefined;
+const MASQ_TABLE = ['inet', 'cni_plugins_masquerade'];
 
 /** A fresh host port in 31000-31999. */
 export function hostPort(): number {
@@ -54,6 +57,7 @@ export function hostPort(): number {
 /** A new network (not yet written anywhere): unique name, bridge, subnet and private state folders. */
 export function newClientNet(): ClientNet {
   shared ??= snapshotShared();
+  masqTableBefore ??= tryRun(['nft', 'list', 'table', ...MASQ_TABLE]).code === 0;
   const id = rand();
   const index = nextIndex;
   nextIndex = nextIndex >= 199 ? 100 : nextIndex + 1;
@@ -77,7 +81,8 @@ export function newClientNet(): ClientNet {
  * portmap with the portMappings capability, and optionally loopback first
  * (containerd's CRI calls loopback itself; `ctr` and cnitool do not).
  */
-export function conflist(net: ClientNet, opts: { cniVersion?: string; cniVersions?: string[]; loopback?: boolean } = {}): Record<string, unknown> {
+export function conflist(net: ClientNet, opts: { cniVersion?: string; cniVersions?: string[]; loopback?: boolean; backend?: 'iptables' | 'nftables' } = {}): Record<string, unknown> {
+  const backend = opts.backend ? { bridge: { ipMasqBackend: opts.backend }, portmap: { backend: opts.backend } } : { bridge: {}, portmap: {} };
   const doc: Record<string, unknown> = {
     cniVersion: opts.cniVersion ?? '1.0.0',
     name: net.name,
@@ -89,9 +94,10 @@ export function conflist(net: ClientNet, opts: { cniVersion?: string; cniVersion
         isGateway: true,
         ipMasq: true,
         hairpinMode: true,
+        ...backend.bridge,
         ipam: { type: 'host-local', dataDir: net.ipamDir, ranges: [[{ subnet: net.subnet }]], routes: [{ dst: '0.0.0.0/0' }] },
       },
-      { type: 'portmap', capabilities: { portMappings: true }, stateDir: net.portmapDir },
+      { type: 'portmap', capabilities: { portMappings: true }, stateDir: net.portmapDir, ...backend.portmap },
     ],
   };
   if (opts.cniVersions) doc.cniVersions = opts.cniVersions;
@@ -112,7 +118,7 @@ export interface NetState {
   veths: string[];
   /** iptables nat lines mentioning the network (masquerade and DNAT rules carry its name) */
   natRules: string[];
-  /** nft lines of our portmap table mentioning the network */
+  /** nft rules and set/map elements mentioning the network (portmap and masquerade tag them with its name) */
   nftLines: string[];
   /** host-local reservation files (IP addresses) */
   reservations: string[];
@@ -126,11 +132,11 @@ function listDir(d: string): string[] {
 
 /** Everything on the host that belongs to `net` right now. */
 export function netState(net: ClientNet): NetState {
-  const nft = tryRun(['nft', 'list', 'table', 'inet', 'tscni_portmap']);
+  const nft = tryRun(['nft', 'list', 'ruleset']);
   return {
     veths: listDir(`/sys/class/net/${net.bridge}/brif`),
     natRules: natLines(net.name),
-    nftLines: nft.code === 0 ? nft.stdout.split('\n').filter((l) => l.includes(net.name)) : [],
+    nftLines: nft.code === 0 ? nft.stdout.split('\n').filter((l) => l.includes(net.name)).map((l) => l.trim()) : [],
     reservations: listDir(join(net.ipamDir, net.name)).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)),
     portmapRecords: listDir(join(net.portmapDir, 'attachments', net.name)),
   };
@@ -232,6 +238,38 @@ export function removeNatRules(needle: string): void {
 }
 
 /**
+ * Remove every nft rule and set/map element whose comment names `needle`
+ * (what a failed test may leave in the shared tables), parsed from
+ * `nft -a list ruleset`: rules by handle, elements by their key.
+ */
+export function removeNftByNeedle(needle: string): void {
+  const out = tryRun(['nft', '-a', 'list', 'ruleset']);
+  if (out.code !== 0 || !out.stdout.includes(needle)) return;
+  let table = '';
+  let chain = '';
+  let set = '';
+  let inElements = false;
+  for (const line of out.stdout.split('\n')) {
+    const t = line.trim();
+    let m: RegExpExecArray | null;
+    if ((m = /^table (\S+ \S+) \{/.exec(t))) table = m[1] as string;
+    else if ((m = /^chain (\S+) \{/.exec(t))) chain = m[1] as string;
+    else if ((m = /^(?:set|map) (\S+) \{/.exec(t))) set = m[1] as string;
+    if (t.startsWith('elements = {')) inElements = true;
+    if (inElements) {
+      for (const el of t.replace(/^elements = \{/, '').replace(/\}$/, '').split(/,\s*$/)) {
+        const key = /^\s*(.+?) comment "([^"]*)"/.exec(el);
+        if (key && (key[2] as string).includes(needle)) tryRun(['nft', 'delete', 'element', ...table.split(' '), set, `{ ${key[1]} }`]);
+      }
+      if (t.endsWith('}')) inElements = false;
+      continue;
+    }
+    const handle = / # handle (\d+)$/.exec(t);
+    if (handle && t.includes(needle) && chain) tryRun(['nft', 'delete', 'rule', ...table.split(' '), chain, 'handle', handle[1] as string]);
+  }
+}
+
+/**
  * Stop the servers, delete the bridges, rules and folders of every network
  * made by newClientNet, and portmap's shared chains if they were not there
  * before. Safe to call more than once.
@@ -242,8 +280,11 @@ export function cleanupClients(): void {
     for (const v of listDir(`/sys/class/net/${net.bridge}/brif`)) tryRun(['ip', 'link', 'del', v]);
     tryRun(['ip', 'link', 'del', net.bridge]);
     removeNatRules(net.name);
+    removeNftByNeedle(net.name);
     rmSync(net.dir, { recursive: true, force: true });
   }
   if (shared) removeSharedIfNew(shared);
   shared = undefined;
+  if (masqTableBefore === false) tryRun(['nft', 'delete', 'table', ...MASQ_TABLE]);
+  masqTableBefore = undefined;
 }

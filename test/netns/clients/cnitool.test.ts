@@ -85,8 +85,8 @@ interface AddResult {
 }
 
 describe(`cnitool (libcni ${(() => { try { return libcniVersion(); } catch { return 'missing'; } })()})`, () => {
-  it('add with CAP_ARGS port mappings, check, del: the pod is wired, its host port answers, DEL leaves nothing', async () => {
-    const s = setup();
+  it.each(['iptables', 'nftables'] as const)('%s: add with CAP_ARGS port mappings, check, del: the pod is wired, its host port answers, DEL leaves nothing', async (backend) => {
+    const s = setup({ backend });
     const ns = createNetns('c');
     const hp = hostPort();
     const cap = { CAP_ARGS: portMappings(hp) };
@@ -102,8 +102,15 @@ describe(`cnitool (libcni ${(() => { try { return libcniVersion(); } catch { ret
     const state = netState(s.net);
     expect(state.veths).toHaveLength(1);
     expect(state.reservations).toEqual([ip]);
-    expect(state.natRules.some((l) => l.includes(cid) && l.includes('MASQUERADE'))).toBe(true);
-    expect(state.natRules.some((l) => l.includes(`--to-destination ${ip}:8080`) && l.includes(`--dport ${hp}`))).toBe(true);
+    if (backend === 'iptables') {
+      expect(state.natRules.some((l) => l.includes(cid) && l.includes('MASQUERADE'))).toBe(true);
+      expect(state.natRules.some((l) => l.includes(`--to-destination ${ip}:8080`) && l.includes(`--dport ${hp}`))).toBe(true);
+      expect(state.nftLines).toEqual([]);
+    } else {
+      expect(state.natRules).toEqual([]);
+      expect(state.nftLines.some((l) => l.includes(cid) && l.includes('masquerade'))).toBe(true);
+      expect(state.nftLines.some((l) => l.includes(`tcp . ${hp}`) && l.includes(`${ip} . 8080`))).toBe(true);
+    }
     const cached = JSON.parse(readFileSync(s.cacheFile(ns.path), 'utf8')) as Record<string, unknown>;
     expect(cached).toMatchObject({ kind: 'cniCacheV1', containerId: cid, ifName: 'eth0', networkName: s.net.name, capabilityArgs: { portMappings: [{ hostPort: hp, containerPort: 8080 }] } });
 

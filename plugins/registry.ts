@@ -22,6 +22,7 @@ export const PLUGIN_LOADERS: ReadonlyMap<string, PluginLoader> = new Map<string,
   ['dnsname', async () => (await import('./dns/plugin.ts')).dnsnamePlugin],
   ['firewall', async () => (await import('./firewall/plugin.ts')).firewallPlugin],
   ['tuning', async () => (await import('./tuning/plugin.ts')).tuningPlugin],
+  ['etcd-subnet', async () => (await import('../ipam/etcd-subnet/plugin.ts')).etcdSubnetPlugin],
 ]);
 
 export const PLUGIN_NAMES: readonly string[] = [...PLUGIN_LOADERS.keys()];

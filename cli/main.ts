@@ -179,8 +179,11 @@ export async function main(args: string[]): Promise<void> {
           .option('hostname', { type: 'string', describe: "the pod's hostname (default: its name)" })
           .option('add-host', { type: 'string', array: true, default: [], describe: 'an /etc/hosts entry name:ip (repeatable)' })
           .option('dns', { type: 'string', array: true, default: [], describe: "a nameserver for the pod's resolv.conf (default: the network's name server, else the host's)" })
-          .option('dns-search', { type: 'string', array: true, default: [], describe: 'a search domain for resolv.conf' }),
-      action<{ net: string; name: string; publish: string[]; ip: string[]; ifname?: string; network?: string; hostname?: string; addHost: string[]; dns: string[]; dnsSearch: string[] }>(async (ctx, a) => {
+          .option('dns-search', { type: 'string', array: true, default: [], describe: 'a search domain for resolv.conf' })
+          .option('dns-option', { type: 'string', array: true, default: [], describe: 'a resolv.conf option (ndots:2 ...)' })
+          .option('alias', { type: 'string', array: true, default: [], describe: "another name for the pod on this network's name server" })
+          .option('link', { type: 'string', array: true, default: [], describe: "pod[:alias]: that pod's addresses in this pod's hosts file" }),
+      action<{ net: string; name: string; publish: string[]; ip: string[]; ifname?: string; network?: string; hostname?: string; addHost: string[]; dns: string[]; dnsSearch: string[]; dnsOption: string[]; alias: string[]; link: string[] }>(async (ctx, a) => {
         const r = await podUp(ctx, {
           network: a.net,
           name: a.name,
@@ -192,6 +195,9 @@ export async function main(args: string[]): Promise<void> {
           addHost: a.addHost.map(String),
           dns: a.dns.map(String),
           dnsSearch: a.dnsSearch.map(String),
+          dnsOption: a.dnsOption.map(String),
+          alias: a.alias.map(String),
+          link: a.link.map(String),
         });
         if (a.json) {
           out(`${JSON.stringify({ pod: r.pod, result: r.result }, null, 2)}\n`);

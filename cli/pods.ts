@@ -36,6 +36,7 @@ export interface PodNames {
   addHosts?: string[];
   dns?: string[];
   dnsSearch?: string[];
+  dnsOptions?: string[];
 }
 
 export interface PodRecord {
@@ -161,7 +162,7 @@ export function renderPodFiles(pod: PodRecord, hostResolvConf: string): Record<(
   const search = n.dnsSearch?.length ? n.dnsSearch : [...new Set(netDns.flatMap((d) => d?.search ?? []))];
   return {
     hosts: renderHosts(hostname, own, (n.addHosts ?? []).map(parseAddHost)),
-    'resolv.conf': renderResolvConf([...new Set(nameservers)], search),
+    'resolv.conf': renderResolvConf([...new Set(nameservers)], search, n.dnsOptions ?? []),
     hostname: `${hostname}\n`,
   };
 }

@@ -78,7 +78,8 @@ export function renderConflist(spec: NetworkSpec, available: readonly string[]):
   if (available.includes('firewall')) plugins.push({ type: 'firewall', backend: '', ...(spec.isolate ? { ingressPolicy: 'same-bridge' } : {}) });
   if (available.includes('tuning')) plugins.push({ type: 'tuning' });
   if (spec.dns && available.includes('dnsname')) plugins.push({ type: 'dnsname', domainName: spec.domainName, capabilities: { aliases: true } });
-  return { cniVersion: '1.0.0', name: spec.name, plugins };
+  // libcni before 1.2 reads cniVersion; newer runtimes and tscni pick 1.1.0 (GC and STATUS) from cniVersions.
+  return { cniVersion: '1.0.0', cniVersions: ['1.0.0', '1.1.0'], name: spec.name, plugins };
 }
 
 /** Subnets (CIDR text) a conflist document uses: host-local ranges, ipam.subnet, static addresses. */

@@ -29,6 +29,11 @@ export interface UpArgs {
   addHost?: string[];
   dns?: string[];
   dnsSearch?: string[];
+  dnsOption?: string[];
+  /** Docker's --network-alias: more names for this pod on this network (the aliases capability). */
+  alias?: string[];
+  /** Docker's --link pod[:alias]: the linked pod's addresses in this pod's hosts file. */
+  link?: string[];
 }
 
 export interface UpOutcome {
@@ -42,6 +47,17 @@ function parseMode(mode: string | undefined): string | undefined {
   const m = /^container:(.+)$/.exec(mode);
   if (!m?.[1]) throw new UsageError(`invalid --network ${JSON.stringify(mode)}: expected container:<name>`);
   return m[1];
+}
+
+/** --link pod[:alias]: name:ip entries for every address of that pod (and its alias). */
+function linkedHosts(ctx: CliContext, spec: string): string[] {
+  const [target = '', alias] = spec.split(':');
+  const pod = readPod(ctx.stateDir, target);
+  if (!pod) throw new UsageError(`--link ${spec}: no pod named ${target}`);
+  const owner = pod.sharesWith ? readPod(ctx.stateDir, pod.sharesWith) ?? pod : pod;
+  const ips = owner.attachments.flatMap((x) => x.addresses ?? []).map((c) => c.replace(/\/\d+$/, ''));
+  if (ips.length === 0) throw new UsageError(`--link ${spec}: ${target} has no addresses`);
+  return ips.flatMap((ip) => [`${target}:${ip}`, ...(alias ? [`${alias}:${ip}`] : [])]);
 }
 
 export async function podUp(ctx: CliContext, a: UpArgs): Promise<UpOutcome> {
@@ -65,6 +81,7 @@ export async function podUp(ctx: CliContext, a: UpArgs): Promise<UpOutcome> {
   const list = loadNetworkConf(ctx.netDir, a.network);
   const portMappings = a.publish.map(parsePortSpec);
   (a.addHost ?? []).forEach(parseAddHost);
+  const linkHosts = (a.link ?? []).flatMap((spec) => linkedHosts(ctx, spec));
 
   let pod: PodRecord;
   let created = false;
@@ -82,6 +99,11 @@ export async function podUp(ctx: CliContext, a: UpArgs): Promise<UpOutcome> {
   const capabilityArgs: Record<string, unknown> = { ...ctx.capabilityArgs };
   if (portMappings.length) capabilityArgs.portMappings = portMappings;
   if (a.ip.length) capabilityArgs.ips = a.ip;
+  if (a.alias?.length) {
+    const byNet = { ...((capabilityArgs.aliases ?? {}) as Record<string, string[]>) };
+    byNet[a.network] = [...(byNet[a.network] ?? []), ...a.alias];
+    capabilityArgs.aliases = byNet;
+  }
 
   // The pod's name reaches chained plugins (dnsname) the way containerd passes it.
   const args: [string, string][] = [...ctx.cniArgs];
@@ -106,7 +128,8 @@ export async function podUp(ctx: CliContext, a: UpArgs): Promise<UpOutcome> {
   pod.attachments.push(attachment);
   const names: PodNames = { ...pod.names };
   if (a.hostname) names.hostname = a.hostname;
-  if (a.addHost?.length) names.addHosts = [...(names.addHosts ?? []), ...a.addHost];
+  if (a.addHost?.length || linkHosts.length) names.addHosts = [...(names.addHosts ?? []), ...(a.addHost ?? []), ...linkHosts];
+  if (a.dnsOption?.length) names.dnsOptions = a.dnsOption;
   if (a.dns?.length) names.dns = a.dns;
   if (a.dnsSearch?.length) names.dnsSearch = a.dnsSearch;
   if (Object.keys(names).length) pod.names = names;

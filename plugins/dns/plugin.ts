@@ -54,14 +54,16 @@ export function podNameFrom(cniArgs: string, containerId: string): string {
 /** Start `tscni dns serve --network NAME` detached, and wait until it has bound (its pid file names it). */
 async function ensureServer(dir: string, network: string, env: Record<string, string | undefined>): Promise<void> {
   if (runningServer(dir, network)) return;
-  const tscni = join(dirname(process.execPath), 'tscni');
   // The one process this plugin starts, and it must outlive the plugin
-  // (detached: its own session), which lib/exec's run() is not for.
+  // (detached: its own session), which lib/exec's run() is not for. It is this
+  // same executable invoked as `tscni` (argv0 picks the CLI), so it works
+  // whatever name the plugin was installed under.
   const cp = process.getBuiltinModule('node:child_process') as typeof import('node:child_process');
   mkdirSync(dir, { recursive: true });
   const logFd = openSync(join(dir, 'server.log'), 'a', 0o644);
   try {
-    const child = cp.spawn(tscni, ['dns', 'serve', '--network', network], {
+    const child = cp.spawn(process.execPath, ['dns', 'serve', '--network', network], {
+      argv0: 'tscni',
       detached: true,
       stdio: ['ignore', logFd, logFd],
       env: { PATH: env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', TSCNI_DNS_DIR: dirname(dir), ...(env.TSCNI_DNS_UPSTREAM ? { TSCNI_DNS_UPSTREAM: env.TSCNI_DNS_UPSTREAM } : {}) },

@@ -5,7 +5,8 @@
  * queries to the network's name server).
  */
 import dnsPacket from 'dns-packet';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -97,19 +98,22 @@ describe('names', () => {
     const e = newNetEnv();
     const n = createNetwork(e, networkName());
     const [p1, p2] = [podName(e), podName(e)];
-    const ip1 = ipOf(tscniOk(e, ['up', n.name, p1, '--json', '--hostname', 'web1', '--add-host', 'db.example:10.1.2.3', '-p', '18080:80'], { CAP_ARGS: JSON.stringify({ aliases: { [n.name]: ['www'] } }) }));
-    const ip2 = ipOf(tscniOk(e, ['up', n.name, p2, '--json', '--dns-search', 'corp.test']));
+    const ip1 = ipOf(tscniOk(e, ['up', n.name, p1, '--json', '--hostname', 'web1', '--add-host', 'db.example:10.1.2.3', '-p', '18080:80', '--alias', 'www'], { CAP_ARGS: JSON.stringify({ aliases: { [n.name]: ['www2'] } }) }));
+    const ip2 = ipOf(tscniOk(e, ['up', n.name, p2, '--json', '--dns-search', 'corp.test', '--dns-option', 'ndots:2', '--link', `${p1}:webby`]));
     const gw = ((n.conflist.plugins[0] as { ipam: { ranges: { gateway: string }[][] } }).ipam.ranges[0]?.[0]?.gateway) as string;
     expect(resolveIn(e, p2, p1)).toEqual([ip1]);
     expect(resolveIn(e, p2, `${p1}.dns.podman`)).toEqual([ip1]);
     expect(resolveIn(e, p2, 'www')).toEqual([ip1]);
+    expect(resolveIn(e, p2, 'www2.dns.podman')).toEqual([ip1]);
+    expect(tscniOk(e, ['exec', p2, '--', 'cat', '/etc/hosts']).stdout).toContain(`${ip1}\twebby\n`);
+    expect(resolveIn(e, p2, 'webby')).toEqual([ip1]);
     expect(resolveIn(e, p1, p2)).toEqual([ip2]);
     expect(resolveIn(e, p1, 'nobody-here')).toEqual([]);
     // the pod's own files, seen through exec
     expect(tscniOk(e, ['exec', p1, '--', 'hostname']).stdout.trim()).toBe('web1');
     expect(resolveIn(e, p1, 'db.example')).toEqual(['10.1.2.3']);
     expect(tscniOk(e, ['exec', p1, '--', 'cat', '/etc/resolv.conf']).stdout).toBe(`# written by tscni up\nsearch dns.podman\nnameserver ${gw}\n`);
-    expect(tscniOk(e, ['exec', p2, '--', 'cat', '/etc/resolv.conf']).stdout).toContain('search corp.test\n');
+    expect(tscniOk(e, ['exec', p2, '--', 'cat', '/etc/resolv.conf']).stdout).toBe(`# written by tscni up\nsearch corp.test\nnameserver ${gw}\noptions ndots:2\n`);
     // the host's /etc/hosts is untouched
     expect(readFileSync('/etc/hosts', 'utf8')).not.toContain('db.example');
     const ps = tscniOk(e, ['ps']).stdout.split('\n');
@@ -118,13 +122,15 @@ describe('names', () => {
     // network inspect: pods with addresses and the records, as JSON and as a drawing
     const ins = JSON.parse(tscniOk(e, ['network', 'inspect', n.name, '--json']).stdout) as { pods: { name: string; ips: string[] }[]; records: { name: string; aliases: string[] }[] };
     expect(ins.pods.map((p) => p.name).sort()).toEqual([p1, p2].sort());
-    expect(ins.records.find((r) => r.name === p1)?.aliases).toEqual(['www']);
+    expect(ins.records.find((r) => r.name === p1)?.aliases).toEqual(['www2', 'www']);
     const svg = tscniOk(e, ['network', 'inspect', n.name, '--format', 'svg']).stdout;
     expect(svg).toContain(`${p1} (eth0)`);
     expect(svg).toContain('port 18080-&gt;80/tcp');
-    // a raw query over TCP to the name server
-    const reply = await tcpQuery(gw, `${p2}.dns.podman`);
+    // raw queries to the name server: A over TCP, PTR over UDP
+    const reply = await tcpQuery(gw, `${p2}.dns.podman`, 'A');
     expect(reply.answers?.map((a) => a.data)).toEqual([ip2]);
+    const ptr = await udpQuery(gw, `${ip1.split('.').reverse().join('.')}.in-addr.arpa`, 'PTR');
+    expect(ptr.answers?.map((a) => a.data)).toEqual([`${p1}.dns.podman`]);
   });
 
   it("a pod on another network does not learn the first network's names; other names are forwarded upstream", () => {
@@ -202,6 +208,19 @@ describe('names', () => {
     expect(links(e.bridgePrefix)).toEqual([bridge]);
   });
 
+  it('GC drops the records of attachments that are gone (a DEL that never came)', () => {
+    const e = newNetEnv();
+    const n = createNetwork(e, networkName());
+    const p1 = podName(e);
+    const ip1 = ipOf(tscniOk(e, ['up', n.name, p1, '--json']));
+    const ghost = { containerId: 'cnitool-0000000000000000dead', ifName: 'eth0', name: 'ghostpod', aliases: [], ips: ['10.246.250.250'] };
+    writeFileSync(join(e.stateDir, 'dns', n.name, 'records', `${ghost.containerId}-eth0.json`), JSON.stringify(ghost));
+    expect(resolveIn(e, p1, 'ghostpod')).toEqual(['10.246.250.250']);
+    tscniOk(e, ['gc', n.name, '--live']);
+    expect(resolveIn(e, p1, 'ghostpod')).toEqual([]);
+    expect(resolveIn(e, p1, p1)).toEqual([ip1]);
+  });
+
   it('20 pods added and removed in parallel: each name resolves exactly while its pod exists', async () => {
     const e = newNetEnv();
     const n = createNetwork(e, networkName());
@@ -221,9 +240,29 @@ describe('names', () => {
   });
 });
 
+type Reply = { answers?: { data: unknown }[] };
+
+/** One DNS query over UDP to addr:53. */
+function udpQuery(addr: string, name: string, type: 'A' | 'PTR'): Promise<Reply> {
+  const q = dnsPacket.encode({ type: 'query', id: 8, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name, class: 'IN' }] });
+  return new Promise((resolve, reject) => {
+    const s = createSocket('udp4');
+    const t = setTimeout(() => {
+      s.close();
+      reject(new Error('udp query timed out'));
+    }, 3000);
+    s.on('message', (m) => {
+      clearTimeout(t);
+      s.close();
+      resolve(dnsPacket.decode(m) as Reply);
+    });
+    s.send(q, 53, addr);
+  });
+}
+
 /** One DNS query over TCP (two-byte length prefix) to addr:53. */
-function tcpQuery(addr: string, name: string): Promise<{ answers?: { data: unknown }[] }> {
-  const q = dnsPacket.encode({ type: 'query', id: 7, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name, class: 'IN' }] });
+function tcpQuery(addr: string, name: string, type: 'A' | 'PTR'): Promise<Reply> {
+  const q = dnsPacket.encode({ type: 'query', id: 7, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name, class: 'IN' }] });
   const len = Buffer.alloc(2);
   len.writeUInt16BE(q.length);
   return new Promise((resolve, reject) => {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAddHost, reachableHostNameservers, renderHosts, renderPodFiles, renderPsTable, renderResolvConf, type PodRecord } from '../../../cli/pods.ts';
 import type { NetConf } from '../../../lib/cni/types.ts';
-import { answerLocal, localKey, parseNameservers } from '../../../plugins/dns/answer.ts';
+import { answerLocal, localKey, parseNameservers, reverseName } from '../../../plugins/dns/answer.ts';
 import { parseDnsConf, podNameFrom } from '../../../plugins/dns/plugin.ts';
 import { respond, upstreamsFrom, type ServerState } from '../../../plugins/dns/server.ts';
 import { deleteRecord, readRecords, recordFileName, writeRecord, type NameRecord } from '../../../plugins/dns/state.ts';
@@ -32,6 +32,14 @@ describe('answerLocal', () => {
     expect(answerLocal('ghost', 'A', records, 'dns.podman')).toEqual({ rcode: 'NXDOMAIN', answers: [] });
     expect(answerLocal('example.org', 'A', records, 'dns.podman')).toBeUndefined();
     expect(localKey('a.B.example.', 'b.example')).toEqual({ key: 'a', inDomain: true });
+  });
+
+  it("PTR for a pod's addresses (IPv4 and IPv6); other reverse names are forwarded", () => {
+    expect(reverseName('10.89.0.2')).toBe('2.0.89.10.in-addr.arpa');
+    expect(reverseName('fd10:89::2')).toBe('2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.9.8.0.0.0.1.d.f.ip6.arpa');
+    expect(answerLocal('2.0.89.10.in-addr.arpa.', 'PTR', records, 'dns.podman')).toEqual({ rcode: 'NOERROR', answers: [{ name: '2.0.89.10.in-addr.arpa.', type: 'PTR', ttl: 60, data: 'web1.dns.podman' }] });
+    expect(answerLocal(reverseName('fd10:89::2'), 'PTR', records, 'dns.podman')?.answers[0]?.data).toBe('web1.dns.podman');
+    expect(answerLocal('9.0.89.10.in-addr.arpa', 'PTR', records, 'dns.podman')).toBeUndefined();
   });
 
   it('nameservers to forward to: resolv.conf order, without our own addresses; an override or none', () => {

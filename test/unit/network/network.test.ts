@@ -84,6 +84,7 @@ describe('renderConflist', () => {
   it('podman layout with every plugin available (golden)', () => {
     expect(renderConflist(spec(), ALL)).toEqual({
       cniVersion: '1.0.0',
+      cniVersions: ['1.0.0', '1.1.0'],
       name: 'web',
       plugins: [
         {

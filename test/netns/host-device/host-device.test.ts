@@ -10,7 +10,7 @@
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createNetns, type TestNetns } from '../../helpers/netns.ts';
-import { IPAM_VERSIONS, addrsOf, callIn, callInOk, cleanupAll, createFakeHost, dataDir, linkNames, linkOf, ping, removeTmpRoot, reservations, vethBetween } from '../ptp/fakehost.ts';
+import { IPAM_VERSIONS, addrsOf, callIn, callInOk, cleanupAll, createFakeHost, dataDir, linkNames, linkOf, ping, pingWithin, removeTmpRoot, reservations, vethBetween } from '../ptp/fakehost.ts';
 
 afterEach(cleanupAll);
 afterAll(() => {
@@ -110,6 +110,39 @@ describe('host-device', () => {
     expect(ck.code, ck.stdout + ck.stderr).toBe(0);
     callInOk(host, 'host-device', { command: 'DEL', cid: 'hw', netns: pod.path, ifname: 'net1', config });
     expectBackHome(host, pod);
+  });
+
+  it('dual-stack: IPv4 and IPv6 addresses and a default route via each gateway, traffic over both to the lan', () => {
+    const { host, lan } = fakeHostWithDevice();
+    const lan6 = 'fd10:253:8000:128::fe';
+    lan.exec(['ip', '-6', 'addr', 'add', `${lan6}/64`, 'dev', 'eth0', 'nodad']);
+    const pod = createNetns('thp');
+    const dir = dataDir();
+    const config = conf('1.1.0', dir, {
+      ipam: {
+        type: 'host-local',
+        dataDir: dir,
+        ranges: [[{ subnet: '10.253.128.0/24', rangeStart: '10.253.128.10', gateway: LAN_IP }], [{ subnet: 'fd10:253:8000:128::/64', rangeStart: 'fd10:253:8000:128::10', gateway: lan6 }]],
+        routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }],
+      },
+    });
+    const out = callInOk(host, 'host-device', { command: 'ADD', cid: 'ds', netns: pod.path, config });
+    expect((out.json as { ips: unknown[] }).ips).toEqual([
+      { interface: 0, address: '10.253.128.10/24', gateway: LAN_IP },
+      { interface: 0, address: 'fd10:253:8000:128::10/64', gateway: lan6 },
+    ]);
+    expect(addrsOf(pod).sort()).toEqual(['10.253.128.10/24', 'fd10:253:8000:128::10/64']);
+    expect(pod.exec(['ip', '-6', 'route', 'show', 'default'])).toContain(`via ${lan6} dev eth0`);
+    expect(pod.exec(['ip', '-4', 'route', 'show', 'default'])).toContain(`via ${LAN_IP} dev eth0`);
+    expect(ping(pod, LAN_IP)).toBe(true);
+    expect(pingWithin(pod, lan6)).toBe(true);
+    const ck = callIn(host, 'host-device', { command: 'CHECK', cid: 'ds', netns: pod.path, config: { ...config, prevResult: out.json } });
+    expect(ck.code, ck.stdout + ck.stderr).toBe(0);
+    callInOk(host, 'host-device', { command: 'DEL', cid: 'ds', netns: pod.path, config });
+    expectBackHome(host, pod);
+    // Moving a device between namespaces drops its addresses: none of the pod's follows it home.
+    expect(addrsOf(host, DEV)).toEqual([]);
+    expect(reservations(dir, NET)).toEqual([]);
   });
 
   it('an L2-only result cannot be expressed in 0.2.0: an error, and the device is back in the host', () => {

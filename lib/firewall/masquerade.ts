@@ -26,14 +26,12 @@ import {
   renderNftDeleteRules,
   renderNftMasqSetup,
 } from './masquerade-nftables.ts';
+import { IPTABLES } from './iptables-restore.ts';
 import { formatChainName, formatComment } from './naming.ts';
 
 export type MasqBackend = 'iptables' | 'nftables';
 
-const IPT: Record<Family, { main: string; restore: string }> = {
-  4: { main: 'iptables', restore: 'iptables-restore' },
-  6: { main: 'ip6tables', restore: 'ip6tables-restore' },
-};
+const IPT = IPTABLES;
 
 /** Is `cmd` an executable in PATH? A file check, no process. */
 export function hasCommand(cmd: string): boolean {

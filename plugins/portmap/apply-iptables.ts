@@ -8,6 +8,7 @@
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { ExecError, run } from '../../lib/exec.ts';
 import type { Family } from '../../lib/ip/prefix.ts';
+import { IPTABLES } from '../../lib/firewall/iptables-restore.ts';
 import { logDebug } from '../../lib/log.ts';
 import {
   dnatChainName,
@@ -25,10 +26,7 @@ import {
 } from './iptables.ts';
 import type { AttachmentRecord, PortmapState } from './state.ts';
 
-const IPT: Record<Family, { main: string; restore: string }> = {
-  4: { main: 'iptables', restore: 'iptables-restore' },
-  6: { main: 'ip6tables', restore: 'ip6tables-restore' },
-};
+const IPT = IPTABLES;
 
 const BUILTIN = new Set(['PREROUTING', 'OUTPUT', 'POSTROUTING', 'INPUT', 'FORWARD']);
 

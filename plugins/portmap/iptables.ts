@@ -20,6 +20,7 @@
  *     -p tcp --dport 8080 [-d hostIP] -j DNAT --to-destination <pod ip>:80
  */
 import type { Family } from '../../lib/ip/prefix.ts';
+import { parseTagComment, restoreArg, ruleText, splitRuleWords } from '../../lib/firewall/iptables-restore.ts';
 import { formatHashWithPrefix, goQuote, MAX_CHAIN_LENGTH } from '../../lib/firewall/naming.ts';
 import { appliesTo, isSpecificHostIP, type ContainerAddr, type PortMapping } from './config.ts';
 
@@ -46,12 +47,9 @@ export function markDef(bit: number): string {
   return `0x${v.toString(16)}/0x${v.toString(16)}`;
 }
 
-/** One argument of an iptables-restore line: quoted when it has blanks or quotes. */
-export function restoreArg(s: string): string {
-  return /^[^\s"'\\]+$/.test(s) ? s : `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-}
+export { restoreArg };
 
-const line = (args: readonly string[]) => args.map(restoreArg).join(' ');
+const line = ruleText;
 
 export interface TopLevelRule {
   chain: string;
@@ -168,37 +166,7 @@ export function renderPodTeardown(chain: string, entries: readonly string[][]): 
   return out.join('\n');
 }
 
-/** Words of one `iptables -S` line (quoted strings with \" escapes kept together). */
-export function splitSaveLine(text: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  let started = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i] as string;
-    if (quoted) {
-      if (ch === '\\' && i + 1 < text.length) {
-        cur += text[++i];
-      } else if (ch === '"') {
-        quoted = false;
-      } else {
-        cur += ch;
-      }
-    } else if (ch === '"') {
-      quoted = true;
-      started = true;
-    } else if (/\s/.test(ch)) {
-      if (started) out.push(cur);
-      cur = '';
-      started = false;
-    } else {
-      cur += ch;
-      started = true;
-    }
-  }
-  if (started) out.push(cur);
-  return out;
-}
+export const splitSaveLine = splitRuleWords;
 
 /** From `iptables -S CNI-HOSTPORT-DNAT`: the argument lists of the jumps to `chain`. */
 export function jumpsTo(saveText: string, chain: string): string[][] {
@@ -220,9 +188,9 @@ export function taggedJumps(saveText: string): { network: string; containerId: s
     if (words[0] !== '-A' || words[1] !== TOP_DNAT_CHAIN) continue;
     const c = words.indexOf('--comment');
     const j = words.indexOf('-j');
-    const m = c >= 0 ? /^dnat name: "((?:[^"\\]|\\.)*)" id: "((?:[^"\\]|\\.)*)"$/.exec(words[c + 1] ?? '') : null;
-    if (!m || j < 0) continue;
-    out.push({ network: JSON.parse(`"${m[1]}"`) as string, containerId: JSON.parse(`"${m[2]}"`) as string, chain: words[j + 1] as string });
+    const tag = c >= 0 ? parseTagComment(words[c + 1], 'dnat') : undefined;
+    if (!tag || j < 0) continue;
+    out.push({ network: tag.name, containerId: tag.id, chain: words[j + 1] as string });
   }
   return out;
 }

@@ -52,12 +52,14 @@ describe('iptables masquerade rendering', () => {
     ].join('\n');
     const rules = parsePostrouting(text);
     expect(rules).toHaveLength(2);
-    expect(rules[0]).toEqual({ spec: `-s 10.241.1.5/32 -m comment --comment "name: \\"tscni-tb\\" id: \\"c1\\"" -j ${chain}`, target: chain, comment: comment });
+    const spec = `-s 10.241.1.5/32 -m comment --comment "name: \\"tscni-tb\\" id: \\"c1\\"" -j ${chain}`;
+    expect(rules[0]).toEqual({ args: ['-s', '10.241.1.5/32', '-m', 'comment', '--comment', comment, '-j', chain], target: chain, comment: comment });
     expect(parseMasqComment(rules[0]?.comment)).toEqual({ name: 'tscni-tb', id: 'c1' });
     expect(parseMasqComment('something else')).toBeUndefined();
     expect(splitRuleWords('-A X --comment "a \\"b\\" c" -j Y')).toEqual(['-A', 'X', '--comment', 'a "b" c', '-j', 'Y']);
     expect(renderMasqTeardown([chain], rules)).toBe(
-      ['*nat', `-D POSTROUTING ${rules[0]?.spec}`, `:${chain} - [0:0]`, `-X ${chain}`, 'COMMIT', ''].join('\n'),
+      // The listed rule goes back out exactly as iptables printed it.
+      ['*nat', `-D POSTROUTING ${spec}`, `:${chain} - [0:0]`, `-X ${chain}`, 'COMMIT', ''].join('\n'),
     );
   });
   it('renders an exact-spec teardown without listing', () => {

@@ -3,8 +3,6 @@
  * transaction for setup; teardown and GC find rules by their tags (chain
  * name / comment), never by the pod's live addresses.
  */
-import { accessSync, constants } from 'node:fs';
-import { join } from 'node:path';
 import { run } from '../exec.ts';
 import type { Family } from '../ip/prefix.ts';
 import { addrOf, familyOf } from '../ip/prefix.ts';
@@ -26,32 +24,16 @@ import {
   renderNftDeleteRules,
   renderNftMasqSetup,
 } from './masquerade-nftables.ts';
+import { detectBackend, hasCommand, type FirewallBackend } from './backend.ts';
 import { IPTABLES } from './iptables-restore.ts';
 import { formatChainName, formatComment } from './naming.ts';
 
-export type MasqBackend = 'iptables' | 'nftables';
+export type MasqBackend = FirewallBackend;
 
 const IPT = IPTABLES;
 
-/** Is `cmd` an executable in PATH? A file check, no process. */
-export function hasCommand(cmd: string): boolean {
-  for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
-    if (!dir) continue;
-    try {
-      accessSync(join(dir, cmd), constants.X_OK);
-      return true;
-    } catch {
-      // not in this directory
-    }
-  }
-  return false;
-}
-
-/** As the reference: iptables unless only nftables is available. */
-export function detectMasqBackend(): MasqBackend {
-  if (!hasCommand('iptables-restore') && hasCommand('nft')) return 'nftables';
-  return 'iptables';
-}
+/** Backend detection is shared by every rule user (lib/firewall/backend.ts); re-exported for the masquerade's callers. */
+export { detectBackend as detectMasqBackend, hasCommand };
 
 export async function setupMasquerade(backend: MasqBackend, cidrs: readonly string[], network: string, ifname: string, containerId: string): Promise<void> {
   if (cidrs.length === 0) return;

@@ -17,7 +17,7 @@ import { createServer, type Server } from 'node:net';
 import dnsPacket from 'dns-packet';
 import { writeFileAtomic } from '../../lib/fs.ts';
 import { answerLocal, parseNameservers } from './answer.ts';
-import { pidFile, readNetworkInfo, readRecords, recordsStamp, type NameRecord } from './state.ts';
+import { findServer, pidFile, readNetworkInfo, readRecords, recordsStamp, type NameRecord } from './state.ts';
 
 const AA = 0x400;
 const RD = 0x100;
@@ -186,21 +186,37 @@ export async function serve(dir: string, network: string): Promise<void> {
   const upstreams = upstreamsFrom(process.env.TSCNI_DNS_UPSTREAM, resolvConf, info.gateways);
   const s: ServerState = { dir, domainName: info.domainName, upstreams, records: [], stamp: -1 };
   const closers: (() => void)[] = [];
-  try {
-    for (const gw of info.gateways) {
-      const u = await withRetry(`bind udp ${gw}:53`, () => bindUdp(s, gw));
-      if (u) closers.push(() => u.close());
-      const t = await withRetry(`bind tcp ${gw}:53`, () => bindTcp(s, gw));
-      if (t) closers.push(() => t.close());
-    }
-  } catch (e) {
-    // Another server of this network won the race for the port: it serves, we leave.
+  // Every gateway binds on its own; the pid file (what the plugin waits for) is
+  // written at the first success, while an IPv6 gateway still in DAD keeps retrying.
+  let announced = false;
+  const announce = () => {
+    if (announced) return;
+    announced = true;
+    writeFileAtomic(pidFile(dir), `${process.pid}\n`, { mode: 0o644 });
+  };
+  const lost = (e: unknown) => {
+    // Another server of this network won the race for the port: it serves, we
+    // leave, and the pid file names the winner (we may have written ours).
     log(`exiting: ${(e as Error).message}`);
     for (const c of closers) c();
+    const winner = findServer(dir, network);
+    if (winner) writeFileAtomic(pidFile(dir), `${winner}\n`, { mode: 0o644 });
     process.exit(0);
-  }
-  if (closers.length === 0) throw new Error(`could not listen on any of ${info.gateways.join(', ')}`);
-  writeFileAtomic(pidFile(dir), `${process.pid}\n`, { mode: 0o644 });
+  };
+  const binds = info.gateways.flatMap((gw) => [
+    withRetry(`bind udp ${gw}:53`, () => bindUdp(s, gw)).then((u) => {
+      if (u) {
+        closers.push(() => u.close());
+        announce();
+      }
+    }, lost),
+    withRetry(`bind tcp ${gw}:53`, () => bindTcp(s, gw)).then((t) => {
+      if (t) closers.push(() => t.close());
+    }, lost),
+  ]);
+  await Promise.race([Promise.all(binds), new Promise((r) => setTimeout(r, 1000))]);
+  if (!announced) await Promise.all(binds);
+  if (!announced) throw new Error(`could not listen on any of ${info.gateways.join(', ')}`);
   log(`serving ${network} on ${info.gateways.join(', ')} port 53, upstreams ${upstreams.join(', ') || '(none)'}`);
   const stop = (why: string) => {
     log(`stopping: ${why}`);

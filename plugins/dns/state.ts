@@ -12,7 +12,7 @@
  * half-written. The server re-reads records/ whenever its mtime changes.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../../lib/fs.ts';
 
 export interface NameRecord {
@@ -107,15 +107,36 @@ export function isServer(pid: number, network: string): boolean {
   }
 }
 
-/** The pid of this network's running server, if one runs. */
+/**
+ * A live server of this network found in /proc (argv and its TSCNI_DNS_DIR),
+ * for when the pid file is missing or names a dead process: two servers
+ * started at once, one of them lost the port and left.
+ */
+export function findServer(dir: string, network: string, except = process.pid): number | undefined {
+  const base = dirname(dir);
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === except || !isServer(Number(d), network)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/environ`, 'utf8').split('\0').includes(`TSCNI_DNS_DIR=${base}`)) return Number(d);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return undefined;
+}
+
+/** The pid of this network's running server, if one runs (the pid file is repaired when it was wrong). */
 export function runningServer(dir: string, network: string): number | undefined {
-  let pid: number;
+  let pid = NaN;
   try {
     pid = Number(readFileSync(pidFile(dir), 'utf8').trim());
   } catch {
-    return undefined;
+    // no pid file: look for a server below
   }
-  return Number.isInteger(pid) && pid > 0 && isServer(pid, network) ? pid : undefined;
+  if (Number.isInteger(pid) && pid > 0 && isServer(pid, network)) return pid;
+  const found = findServer(dir, network);
+  if (found && existsSync(dir)) writeFileAtomic(pidFile(dir), `${found}\n`, { mode: 0o644 });
+  return found;
 }
 
 /** Stop the network's server (SIGTERM, by its verified pid) and forget its pid file. */

@@ -208,6 +208,25 @@ describe('names', () => {
     expect(links(e.bridgePrefix)).toEqual([bridge]);
   });
 
+  it('dual stack, first ADDs racing: one server, listening on both gateways, answering AAAA', async () => {
+    const e = newNetEnv();
+    const n = createNetwork(e, networkName(), ['--ipv6']);
+    const [p1, p2] = [podName(e), podName(e)];
+    const ups = await Promise.all([p1, p2].map((p) => tscniAsync(e, ['up', n.name, p, '--json'])));
+    expect(ups.filter((r) => r.code !== 0).map((r) => r.stderr)).toEqual([]);
+    const ips = (JSON.parse(ups[0]?.stdout ?? '') as { result: { ips: { address: string }[] } }).result.ips.map((i) => i.address.replace(/\/\d+$/, ''));
+    const v6 = ips.find((i) => i.includes(':')) as string;
+    expect(v6).toMatch(/^fd10:246:/);
+    expect(serverPids(n.name)).toHaveLength(1);
+    expect(alive(serverPid(e, n.name) as number)).toBe(true);
+    const gws = (n.conflist.plugins[0] as { ipam: { ranges: { gateway: string }[][] } }).ipam.ranges.map((r) => r[0]?.gateway as string);
+    expect(tscniOk(e, ['exec', p2, '--', 'cat', '/etc/resolv.conf']).stdout).toBe(`# written by tscni up\nsearch dns.podman\nnameserver ${gws[0]}\nnameserver ${gws[1]}\n`);
+    const six = tscni(e, ['exec', p2, '--', 'getent', 'ahostsv6', `${p1}.dns.podman`]);
+    expect(six.stdout.split('\n')[0]?.split(/\s+/)[0]).toBe(v6);
+    // the IPv6 gateway answers too (it may still be in DAD right after the ADD)
+    await waitFor('the server on the IPv6 gateway', () => udp6Answers(e, p2, gws[1] as string, p1));
+  });
+
   it('GC drops the records of attachments that are gone (a DEL that never came)', () => {
     const e = newNetEnv();
     const n = createNetwork(e, networkName());
@@ -241,6 +260,12 @@ describe('names', () => {
 });
 
 type Reply = { answers?: { data: unknown }[] };
+
+/** Whether busybox nslookup in the pod, asking `server` directly, gets an answer for `name`. */
+function udp6Answers(e: Parameters<typeof tscni>[0], pod: string, server: string, name: string): boolean {
+  const r = tscni(e, ['exec', pod, '--', 'busybox', 'nslookup', `${name}.dns.podman`, server]);
+  return r.code === 0 && /Address:?\s+10\.246\./.test(r.stdout.split(/Name:/)[1] ?? '');
+}
 
 /** One DNS query over UDP to addr:53. */
 function udpQuery(addr: string, name: string, type: 'A' | 'PTR'): Promise<Reply> {

@@ -328,3 +328,11 @@ export const IFLA_MACVLAN_BC_QUEUE_LEN = 7;
 // Appended for the tuning plugin (include/uapi/linux/if_link.h, if.h).
 export const IFLA_TXQLEN = 13;
 export const IFF_ALLMULTI = 0x200;
+
+// Appended for the vxlan overlay (include/uapi/linux/if_link.h, neighbour.h, rtnetlink.h).
+export const IFLA_VXLAN_ID = 1;
+export const IFLA_VXLAN_LOCAL = 4;
+export const IFLA_VXLAN_LEARNING = 7;
+export const IFLA_VXLAN_PORT = 15;
+export const NUD_NOARP = 0x40;
+export const RTNH_F_ONLINK = 0x4;

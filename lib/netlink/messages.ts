@@ -658,3 +658,146 @@ export function decodeLinkTuning(payload: Buffer): { txQLen?: number; allmulti: 
   const q = parseAttrs(payload, 16).get(IFLA_TXQLEN);
   return { allmulti: (flags & IFF_ALLMULTI) !== 0, ...(q?.length === 4 ? { txQLen: q.readUInt32LE(0) } : {}) };
 }
+
+// ---- Appended for the vxlan overlay: the VXLAN link, FDB and neighbour entries, onlink routes. ----
+
+import {
+  AF_BRIDGE as AF_BRIDGE_VX,
+  IFLA_VXLAN_ID,
+  IFLA_VXLAN_LEARNING,
+  IFLA_VXLAN_LOCAL,
+  IFLA_VXLAN_PORT,
+  NDA_DST,
+  NDA_LLADDR,
+  NTF_SELF,
+  NUD_NOARP,
+  NUD_PERMANENT,
+  RTM_DELNEIGH,
+  RTM_GETNEIGH,
+  RTM_NEWNEIGH,
+  RTNH_F_ONLINK,
+  ndmsg,
+} from './codec.ts';
+
+/** A VXLAN device: one per host and VNI, unicast only (no group: every remote is an FDB entry). */
+export interface NewVxlan {
+  name: string;
+  vni: number;
+  /** The underlay source address (IFLA_VXLAN_LOCAL). */
+  local: string;
+  /** UDP destination port (IFLA_VXLAN_PORT, big-endian on the wire); 4789 is IANA's. */
+  port?: number;
+  /** Source-address learning; off, as the entries come from the control plane. */
+  learning?: boolean;
+  mtu?: number;
+  mac?: string;
+}
+
+/** `ip link add name NAME [mtu N] [address MAC] type vxlan id VNI local IP dstport PORT [no]learning`. */
+export function newVxlanRequest(v: NewVxlan): Request {
+  const port = Buffer.alloc(2);
+  port.writeUInt16BE(v.port ?? 4789, 0);
+  const data = [attrU32(IFLA_VXLAN_ID, v.vni), attrBytes(IFLA_VXLAN_LOCAL, addrBytes(v.local).bytes), attrU8(IFLA_VXLAN_LEARNING, v.learning ? 1 : 0), attrBytes(IFLA_VXLAN_PORT, port)];
+  return newSubLinkRequest({ kind: 'vxlan', name: v.name, ...(v.mtu ? { mtu: v.mtu } : {}), ...(v.mac ? { mac: v.mac } : {}), data });
+}
+
+/** The VXLAN settings of an RTM_NEWLINK payload (undefined fields: not a vxlan link or not reported). */
+export function decodeVxlan(payload: Buffer): { kind?: string; vni?: number; local?: string; port?: number; learning?: boolean } {
+  const info = parseAttrs(payload, 16).get(IFLA_LINKINFO);
+  if (!info) return {};
+  const li = parseAttrs(info);
+  const kind = attrText(li.get(IFLA_INFO_KIND));
+  const d = li.get(IFLA_INFO_DATA);
+  if (kind !== 'vxlan' || !d) return kind ? { kind } : {};
+  const a = parseAttrs(d);
+  const id = a.get(IFLA_VXLAN_ID);
+  const local = a.get(IFLA_VXLAN_LOCAL);
+  const port = a.get(IFLA_VXLAN_PORT);
+  const learning = a.get(IFLA_VXLAN_LEARNING);
+  return {
+    kind,
+    ...(id?.length === 4 ? { vni: id.readUInt32LE(0) } : {}),
+    ...(local?.length === 4 ? { local: formatAddrBytes(local) } : {}),
+    ...(port?.length === 2 ? { port: port.readUInt16BE(0) } : {}),
+    ...(learning?.length === 1 ? { learning: learning[0] === 1 } : {}),
+  };
+}
+
+/** `bridge fdb append MAC dev INDEX dst IP self permanent`: unicast to one remote VTEP (a VXLAN device's own FDB). */
+export function fdbAppendRequest(e: { index: number; mac: string; dst: string }): Request {
+  return {
+    type: RTM_NEWNEIGH,
+    flags: REQ_ACK | NLM_F_CREATE | NLM_F_APPEND,
+    header: ndmsg({ family: AF_BRIDGE_VX, index: e.index, state: NUD_PERMANENT | NUD_NOARP, flags: NTF_SELF }),
+    attrs: [attrBytes(NDA_LLADDR, parseMac(e.mac)), attrBytes(NDA_DST, addrBytes(e.dst).bytes)],
+  };
+}
+
+/** `bridge fdb del MAC dev INDEX dst IP self`. */
+export function fdbDelRequest(e: { index: number; mac: string; dst: string }): Request {
+  return {
+    type: RTM_DELNEIGH,
+    flags: REQ_ACK,
+    header: ndmsg({ family: AF_BRIDGE_VX, index: e.index, state: NUD_PERMANENT | NUD_NOARP, flags: NTF_SELF }),
+    attrs: [attrBytes(NDA_LLADDR, parseMac(e.mac)), attrBytes(NDA_DST, addrBytes(e.dst).bytes)],
+  };
+}
+
+/** `ip neigh replace IP lladdr MAC dev INDEX nud permanent`. */
+export function neighReplaceRequest(e: { index: number; ip: string; mac: string }): Request {
+  const { family, bytes } = addrBytes(e.ip);
+  return {
+    type: RTM_NEWNEIGH,
+    flags: REQ_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+    header: ndmsg({ family: afOf(family), index: e.index, state: NUD_PERMANENT }),
+    attrs: [attrBytes(NDA_DST, bytes), attrBytes(NDA_LLADDR, parseMac(e.mac))],
+  };
+}
+
+/** `ip neigh del IP dev INDEX`. */
+export function neighDelRequest(e: { index: number; ip: string }): Request {
+  const { family, bytes } = addrBytes(e.ip);
+  return { type: RTM_DELNEIGH, flags: REQ_ACK, header: ndmsg({ family: afOf(family), index: e.index, state: NUD_PERMANENT }), attrs: [attrBytes(NDA_DST, bytes)] };
+}
+
+/** Dump neighbour entries of one family (AF_INET: ARP; AF_BRIDGE: FDB), optionally of one device. */
+export function getNeighRequest(family: number, index = 0): Request {
+  return { type: RTM_GETNEIGH, flags: NLM_F_REQUEST | NLM_F_DUMP, header: ndmsg({ family, index }), attrs: [] };
+}
+
+export interface NeighInfo {
+  family: number;
+  index: number;
+  state: number;
+  flags: number;
+  /** NDA_DST: the IP (ARP) or the remote VTEP (FDB). */
+  dst?: string;
+  /** NDA_LLADDR. */
+  mac?: string;
+}
+
+/** Decode an RTM_NEWNEIGH payload (ndmsg + attributes). */
+export function decodeNeigh(payload: Buffer): NeighInfo {
+  const a = parseAttrs(payload, 12);
+  const dst = a.get(NDA_DST);
+  const ll = a.get(NDA_LLADDR);
+  return {
+    family: payload.readUInt8(0),
+    index: payload.readInt32LE(4),
+    state: payload.readUInt16LE(8),
+    flags: payload.readUInt8(10),
+    ...(dst && (dst.length === 4 || dst.length === 16) ? { dst: formatAddrBytes(dst) } : {}),
+    ...(ll?.length === 6 ? { mac: formatMac(ll) } : {}),
+  };
+}
+
+/** `ip route replace DST via GW dev INDEX onlink`: the gateway is on the link although no address says so (a remote VTEP). */
+export function routeReplaceOnlinkRequest(r: { dst: string; gw: string; index: number }): Request {
+  const { family, bytes, prefixLen } = cidrParts(r.dst);
+  return {
+    type: RTM_NEWROUTE,
+    flags: REQ_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+    header: rtmsg({ family: afOf(family), dstLen: prefixLen, table: RT_TABLE_MAIN, protocol: RTPROT_BOOT, scope: RT_SCOPE_UNIVERSE, type: RTN_UNICAST, flags: RTNH_F_ONLINK }),
+    attrs: [attrBytes(RTA_DST, bytes), attrBytes(RTA_GATEWAY, addrBytes(r.gw).bytes), attrU32(RTA_OIF, r.index)],
+  };
+}

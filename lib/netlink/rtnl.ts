@@ -249,6 +249,68 @@ export class Rtnl {
       throw e;
     }
   }
+
+  // --- Appended for the vxlan overlay. ---
+
+  /** Create a VXLAN device; EEXIST when the name is taken. */
+  createVxlan(v: NewVxlan): void {
+    this.act(newVxlanRequest(v), () => `create vxlan "${v.name}" (VNI ${v.vni}, local ${v.local})${this.in()}`);
+  }
+
+  /** A link with its VXLAN settings, or undefined when it does not exist. */
+  getVxlan(ref: LinkRef): { link: LinkInfo; vxlan: ReturnType<typeof decodeVxlan> } | undefined {
+    try {
+      const req = getLinkRequest(ref);
+      const [m] = this.exchange({ ...req, flags: req.flags | 0x4 }, () => `read link ${describeRef(ref)}${this.in()}`);
+      return m ? { link: decodeLink(m.payload), vxlan: decodeVxlan(m.payload) } : undefined;
+    } catch (e) {
+      if (e instanceof NetlinkError && e.errno === ENODEV) return undefined;
+      throw e;
+    }
+  }
+
+  /** Append an FDB entry MAC -> remote VTEP on a VXLAN device (EEXIST when that exact entry exists). */
+  fdbAppend(e: { index: number; mac: string; dst: string }): void {
+    this.act(fdbAppendRequest(e), () => `append FDB entry ${e.mac} dst ${e.dst} on index ${e.index}${this.in()}`);
+  }
+
+  /** Delete an FDB entry; false when it was not there. */
+  fdbDel(e: { index: number; mac: string; dst: string }): boolean {
+    try {
+      this.act(fdbDelRequest(e), () => `delete FDB entry ${e.mac} dst ${e.dst} on index ${e.index}${this.in()}`);
+      return true;
+    } catch (err) {
+      if (err instanceof NetlinkError && (err.errno === ENOENT || err.errno === ENODEV)) return false;
+      throw err;
+    }
+  }
+
+  /** Add or replace a permanent neighbour entry. */
+  neighReplace(e: { index: number; ip: string; mac: string }): void {
+    this.act(neighReplaceRequest(e), () => `replace neighbour ${e.ip} lladdr ${e.mac} on index ${e.index}${this.in()}`);
+  }
+
+  /** Delete a neighbour entry; false when it was not there. */
+  neighDel(e: { index: number; ip: string }): boolean {
+    try {
+      this.act(neighDelRequest(e), () => `delete neighbour ${e.ip} on index ${e.index}${this.in()}`);
+      return true;
+    } catch (err) {
+      if (err instanceof NetlinkError && (err.errno === ENOENT || err.errno === ENODEV)) return false;
+      throw err;
+    }
+  }
+
+  /** Neighbour (AF_INET) or FDB (AF_BRIDGE) entries, of one device when `index` is given. */
+  listNeighs(family: number, index = 0): NeighInfo[] {
+    const all = this.exchange(getNeighRequest(family, index), () => `list neighbours (family ${family})${this.in()}`).map((m) => decodeNeigh(m.payload));
+    return index ? all.filter((n) => n.index === index) : all;
+  }
+
+  /** Add or replace a route through an on-link gateway (a remote VTEP address). */
+  routeReplaceOnlink(r: { dst: string; gw: string; index: number }): void {
+    this.act(routeReplaceOnlinkRequest(r), () => `replace route ${r.dst} via ${r.gw} onlink on index ${r.index}${this.in()}`);
+  }
 }
 
 function describeRef(ref: LinkRef): string {
@@ -290,3 +352,18 @@ import {
 
 // Appended imports for the tuning methods.
 import { decodeLinkTuning, setLinkTuningRequest, type LinkTuning } from './messages.ts';
+
+// Appended imports for the vxlan overlay methods.
+import {
+  decodeNeigh,
+  decodeVxlan,
+  fdbAppendRequest,
+  fdbDelRequest,
+  getNeighRequest,
+  neighDelRequest,
+  neighReplaceRequest,
+  newVxlanRequest,
+  routeReplaceOnlinkRequest,
+  type NeighInfo,
+  type NewVxlan,
+} from './messages.ts';

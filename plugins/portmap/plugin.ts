@@ -21,11 +21,11 @@ import { flushUdpByDstPort } from '../../lib/netlink/conntrack-flush.ts';
 import { NETLINK_NETFILTER, closeFd, openNetlinkSocket } from '../../lib/netlink/ffi.ts';
 import { withRtnl } from '../../lib/netlink/rtnl.ts';
 import { writeSysctl } from '../../lib/sysctl.ts';
-import { checkPodIptables, listTopDnat, setupPodIptables, teardownChainIptables, teardownPodIptables } from './apply-iptables.ts';
-import { checkPodNft, setupPodNft, teardownPodNft } from './apply-nftables.ts';
+import { listTopDnat, teardownChainIptables } from './apply-iptables.ts';
+import { driverAvailable, portmapDriver } from './backend.ts';
 import { appliesTo, parsePortmapConfig, type PortmapBackend, type PortmapConfig, type PortMapping } from './config.ts';
 import { taggedJumps } from './iptables.ts';
-import { activeView, currentBootId, portKey, PortmapState, samePort, type AttachmentRecord, type PortHolder } from './state.ts';
+import { currentBootId, forgetAttachment, podFamilies, portKey, PortmapState, type AttachmentRecord, type PortHolder } from './state.ts';
 
 function backendOf(cfg: PortmapConfig): PortmapBackend {
   return cfg.backend ?? detectMasqBackend();
@@ -47,10 +47,6 @@ function recordFrom(cfg: PortmapConfig, holder: PortHolder): AttachmentRecord {
   return rec;
 }
 
-function podFamilies(rec: AttachmentRecord): Family[] {
-  return ([4, 6] as Family[]).filter((f) => rec.container[f] !== undefined);
-}
-
 /** Host ports this attachment holds: each effective mapping with the key of the families it reaches. */
 function wantedPorts(rec: AttachmentRecord): { m: PortMapping; key: string }[] {
   const fams = podFamilies(rec);
@@ -58,51 +54,6 @@ function wantedPorts(rec: AttachmentRecord): { m: PortMapping; key: string }[] {
     const reach = fams.filter((f) => appliesTo(m, f));
     return reach.length ? [{ m, key: portKey(m, reach) }] : [];
   });
-}
-
-function usesPodnets(rec: AttachmentRecord): boolean {
-  return rec.backend === 'nftables' && rec.snat && !rec.masqAll;
-}
-
-/** Forget an attachment: its port claims, hairpin subnets and record (caller holds the lock). */
-function forget(state: PortmapState, rec: AttachmentRecord): void {
-  state.releasePorts(rec, rec.mappings);
-  if (usesPodnets(rec)) for (const f of podFamilies(rec)) state.releasePodnet(rec, f, rec.container[f]!.net);
-  state.deleteRecord(rec);
-}
-
-/** Remove the rules or elements; then, unless told otherwise, forget the attachment's claims and record. */
-async function teardown(state: PortmapState, holder: PortHolder, rec: AttachmentRecord | undefined, backend: PortmapBackend, forgetAfter = true): Promise<void> {
-  if (backend === 'nftables') {
-    await state.lockedAsync(async () => {
-      await teardownPodNft(state, holder, rec && activeView(rec));
-      if (rec) await promoteSharers(state, rec);
-      if (rec && forgetAfter) forget(state, rec);
-    });
-    return;
-  }
-  await teardownPodIptables(holder.network, holder.containerId, rec);
-  if (rec && forgetAfter) state.locked(() => forget(state, rec));
-}
-
-/**
- * nftables keeps one element per host port: when an attachment goes, the
- * next attachment of the same container that claims one of its ports gets
- * it programmed (caller holds the lock). iptables needs nothing: every
- * attachment has its own chain and the first jump wins.
- */
-async function promoteSharers(state: PortmapState, gone: AttachmentRecord): Promise<void> {
-  const fams = podFamilies(gone);
-  for (const m of activeView(gone).mappings) {
-    const reach = fams.filter((f) => appliesTo(m, f));
-    if (reach.length === 0) continue;
-    const next = state.sharers(gone, m, portKey(m, reach)).find((o) => (o.dormant ?? []).some((d) => samePort(d, m)));
-    if (!next) continue;
-    next.dormant = (next.dormant ?? []).filter((d) => !samePort(d, m));
-    await setupPodNft({ ...next, mappings: next.mappings.filter((x) => samePort(x, m)) });
-    state.writeRecord(next);
-    logDebug(`portmap: host port ${m.hostPort}/${m.protocol} passes to ${next.network}/${next.containerId}/${next.ifName}`);
-  }
 }
 
 /** Warnings go to stderr: the runtime logs them; stdout stays the protocol's. */
@@ -165,7 +116,7 @@ async function add(args: CmdArgs): Promise<Result> {
   const stale = state.locked(() => state.conflicts(holder, wanted, bootId).stale);
   for (const s of stale) {
     warn(`portmap: reclaiming the host ports of container ${s.rec.containerId} (network ${s.rec.network}, interface ${s.rec.ifName}): ${s.why}`);
-    await teardown(state, s.rec, s.rec, s.rec.backend);
+    await portmapDriver(s.rec.backend).teardown(state, s.rec, s.rec, true);
   }
 
   // Claim the ports, or say who holds them; a re-ADD of the same pod replaces its old mappings.
@@ -180,38 +131,16 @@ async function add(args: CmdArgs): Promise<Result> {
     return prev;
   });
 
+  const driver = portmapDriver(rec.backend);
   try {
     // A re-ADD replaces the old mappings; the new claims and record are already in place.
-    if (previous) {
-      await teardown(state, holder, previous, previous.backend, false);
-      // Hairpin subnets the old mappings used and the new ones do not.
-      if (usesPodnets(previous)) {
-        state.locked(() => {
-          for (const f of podFamilies(previous)) {
-            if (!usesPodnets(rec) || rec.container[f]?.net !== previous.container[f]!.net) state.releasePodnet(holder, f, previous.container[f]!.net);
-          }
-        });
-      }
-    }
-    const program =
-      rec.backend === 'nftables'
-        ? state.lockedAsync(async () => {
-            if (usesPodnets(rec)) for (const f of podFamilies(rec)) state.usePodnet(holder, f, rec.container[f]!.net);
-            // A port this container already publishes through another network stays with that attachment.
-            const dormant = wanted.filter(({ m, key }) => state.sharers(holder, m, key).some((o) => activeView(o).mappings.some((x) => samePort(x, m)))).map((w) => w.m);
-            if (dormant.length) {
-              rec.dormant = dormant;
-              state.writeRecord(rec);
-            }
-            await setupPodNft(activeView(rec));
-          })
-        : setupPodIptables(state, rec);
+    if (previous) await portmapDriver(previous.backend).replace(state, previous, rec);
     // route_localnet does not depend on the rules: do it meanwhile.
-    await Promise.all([program, rec.snat && rec.container[4] ? enableRouteLocalnet(rec.container[4].ip) : undefined]);
+    await Promise.all([driver.setup(state, rec, wanted), rec.snat && rec.container[4] ? enableRouteLocalnet(rec.container[4].ip) : undefined]);
   } catch (e) {
     // Leave nothing behind: rules, claims, record.
-    await teardown(state, holder, rec, rec.backend).catch((err: unknown) => logDebug(`portmap: rollback: ${(err as Error).message}`));
-    state.locked(() => forget(state, rec));
+    await driver.teardown(state, holder, rec, true).catch((err: unknown) => logDebug(`portmap: rollback: ${(err as Error).message}`));
+    state.locked(() => forgetAttachment(state, rec));
     throw e;
   }
   flushUdpConntrack(rec, warn);
@@ -225,9 +154,8 @@ async function del(args: CmdArgs): Promise<void> {
   const stored = state.readRecord(holder);
   // No record (an older or the reference plugin added the pod): the request's own mappings, if any.
   const rec = stored ?? (cfg.mappings.length && Object.keys(cfg.container).length ? recordFrom(cfg, holder) : undefined);
-  const backend = rec?.backend ?? backendOf(cfg);
-  await teardown(state, holder, rec, backend);
-  if (!stored && rec) state.locked(() => forget(state, rec));
+  await portmapDriver(rec?.backend ?? backendOf(cfg)).teardown(state, holder, rec, true);
+  if (!stored && rec) state.locked(() => forgetAttachment(state, rec));
   if (rec) flushUdpConntrack(rec, warn);
 }
 
@@ -238,10 +166,7 @@ async function check(args: CmdArgs): Promise<void> {
   const holder: PortHolder = { network: cfg.name, containerId: args.containerId, ifName: args.ifName };
   const rec = recordFrom(cfg, holder);
   if (podFamilies(rec).length === 0) return;
-  // Ports another attachment of this container publishes are not ours to program (see promoteSharers).
-  const dormant = new PortmapState(cfg.stateDir).readRecord(holder)?.dormant;
-  if (rec.backend === 'nftables') await checkPodNft(activeView(dormant ? { ...rec, dormant } : rec));
-  else await checkPodIptables(rec);
+  await portmapDriver(rec.backend).check(new PortmapState(cfg.stateDir), rec);
 }
 
 async function gc(args: CmdArgs): Promise<void> {
@@ -254,7 +179,7 @@ async function gc(args: CmdArgs): Promise<void> {
   for (const rec of records) {
     if (isValid(rec.containerId, rec.ifName)) continue;
     try {
-      await teardown(state, rec, rec, rec.backend);
+      await portmapDriver(rec.backend).teardown(state, rec, rec, true);
     } catch (e) {
       errors.push(`${rec.containerId}/${rec.ifName}: ${(e as Error).message}`);
     }
@@ -278,9 +203,8 @@ async function gc(args: CmdArgs): Promise<void> {
 
 async function status(args: CmdArgs): Promise<void> {
   const cfg = parsePortmapConfig(args.config, args.ifName);
-  const backend = backendOf(cfg);
-  const tool = backend === 'nftables' ? 'nft' : 'iptables-restore';
-  if (!hasCommand(tool)) throw new CniError(ErrorCode.NotAvailable, `portmap cannot work: ${tool} is not installed`);
+  const driver = portmapDriver(backendOf(cfg));
+  if (!driverAvailable(driver)) throw new CniError(ErrorCode.NotAvailable, `portmap cannot work: ${driver.tool} is not installed`);
   // The UDP conntrack flush is best effort: without ctnetlink, old UDP flows outlive a re-mapped port.
   try {
     closeFd(openNetlinkSocket(NETLINK_NETFILTER));

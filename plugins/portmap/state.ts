@@ -128,6 +128,23 @@ export function activeView(rec: AttachmentRecord): AttachmentRecord {
   return dormant.length ? { ...rec, mappings: rec.mappings.filter((m) => !dormant.some((d) => samePort(d, m))) } : rec;
 }
 
+/** The families the pod has an address in. */
+export function podFamilies(rec: AttachmentRecord): Family[] {
+  return ([4, 6] as Family[]).filter((f) => rec.container[f] !== undefined);
+}
+
+/** nftables with snat and no masqAll reference-counts the pods' hairpin subnets. */
+export function usesPodnets(rec: AttachmentRecord): boolean {
+  return rec.backend === 'nftables' && rec.snat && !rec.masqAll;
+}
+
+/** Forget an attachment: its port claims, hairpin subnets and record (caller holds the lock). */
+export function forgetAttachment(state: PortmapState, rec: AttachmentRecord): void {
+  state.releasePorts(rec, rec.mappings);
+  if (usesPodnets(rec)) for (const f of podFamilies(rec)) state.releasePodnet(rec, f, rec.container[f]!.net);
+  state.deleteRecord(rec);
+}
+
 /** The key of a claim file name (older state has the bare key). */
 export const claimKey = (name: string) => name.split('+')[0] as string;
 

@@ -18,7 +18,7 @@ import { firewallReload, renderFindings } from './commands/firewall.ts';
 import { podDown, podUp } from './commands/pods.ts';
 import { contextFromEnv, UsageError, type CliContext } from './context.ts';
 import { createNamedNetns, deleteNamedNetns, listNamedNetns, resolveNetns } from './netns-util.ts';
-import { listPods, podFilesDir, POD_FILES, renderPsTable } from './pods.ts';
+import { listPods, podFilesDir, POD_FILES, readPod, renderPsTable } from './pods.ts';
 import { networkCommand, type ActionFn } from './commands/network.ts';
 import { dnsCommand } from './commands/dns.ts';
 import { existsSync } from 'node:fs';
@@ -143,7 +143,8 @@ export async function main(args: string[]): Promise<void> {
         const cmd = [...(a.cmd ?? []), ...(a['--'] ?? [])].map(String);
         if (cmd.length === 0) throw new UsageError('exec needs a command: tscni exec <netns> -- cmd ...');
         const netns = resolveNetns(ctx.stateDir, a.netns);
-        const files = a.netns.includes('/') ? undefined : podFilesDir(ctx.stateDir, a.netns);
+        // A pod in container mode sees the files of the pod whose namespace it shares.
+        const files = a.netns.includes('/') ? undefined : podFilesDir(ctx.stateDir, readPod(ctx.stateDir, a.netns)?.sharesWith ?? a.netns);
         if (files && existsSync(join(files, 'hosts'))) {
           // The pod's hosts/resolv.conf/hostname are bound over /etc in a private mount (and UTS) namespace.
           process.exitCode = await runInherit(['unshare', '--mount', '--uts', '--propagation', 'private', '--', process.execPath, 'pod-exec-mounted', files, '--', ...cmd], { netns });

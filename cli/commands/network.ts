@@ -350,11 +350,24 @@ export function networkCreate(ctx: CliContext, a: CreateArgs): CreateOutcome {
 }
 
 /** One network with its pods and (when it has one) its name server's records. */
-export function networkInspect(ctx: CliContext, name: string): NetworkSummary & { records: { name: string; aliases: string[]; ips: string[] }[] } {
-  const s = listNetworkSummaries(ctx).find((n) => n.name === name);
+export interface NetworkInspect extends NetworkSummary {
+  records: { name: string; aliases: string[]; ips: string[] }[];
+  /** Networks whose traffic the firewall keeps apart from this one (either side has --isolate). */
+  isolatedFrom: string[];
+}
+
+export function networkInspect(ctx: CliContext, name: string): NetworkInspect {
+  const all = listNetworkSummaries(ctx);
+  const s = all.find((n) => n.name === name);
   if (!s) throw new UsageError(`no network named ${name} in ${ctx.netDir}`);
   const records = s.dns ? readRecords(dnsDirFor(ctx.env, name)).map((r) => ({ name: r.name, aliases: r.aliases, ips: r.ips })) : [];
-  return { ...s, records };
+  const isolatedFrom = isolationPeers(s, all);
+  return { ...s, records, isolatedFrom };
+}
+
+/** The other networks this one is isolated from (pure): ingress isolation works both ways. */
+export function isolationPeers(n: Pick<NetworkSummary, 'name' | 'isolate'>, all: readonly Pick<NetworkSummary, 'name' | 'isolate'>[]): string[] {
+  return all.filter((o) => o.name !== n.name && (n.isolate || o.isolate)).map((o) => o.name);
 }
 
 export interface RmOutcome {
@@ -407,13 +420,13 @@ export function renderColumns(rows: readonly string[][]): string {
 }
 
 /** `inspect` as text (pure). */
-export function renderNetworkText(n: ReturnType<typeof networkInspect>): string {
+export function renderNetworkText(n: NetworkInspect): string {
   const lines = [
     `network ${n.name} (${n.driver}${n.bridge ? ` ${n.bridge}` : ''}) from ${n.file}`,
     `  subnets:  ${n.subnets.join(' ') || '-'}`,
     `  gateway:  ${n.gateways.join(' ') || '-'}`,
     `  internal: ${n.internal ? 'yes (no masquerade, no default route)' : 'no'}`,
-    `  isolate:  ${n.isolate ? 'yes' : 'no'}`,
+    `  isolate:  ${n.isolate ? 'yes' : 'no'}${n.isolatedFrom.length ? ` (isolated from ${n.isolatedFrom.join(', ')})` : ''}`,
     `  names:    ${n.dns ? `${n.gateways.join(' ')}:53, domain ${n.domainName ?? DEFAULT_DOMAIN}` : 'off'}`,
     `  pods:     ${n.pods.length ? '' : '(none)'}`,
   ];
@@ -427,7 +440,7 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
  * `inspect --format svg` (pure): the bridge as a bar with its gateway and
  * name server, one box per pod below it with addresses, names and ports.
  */
-export function renderNetworkSvg(n: ReturnType<typeof networkInspect>): string {
+export function renderNetworkSvg(n: NetworkInspect): string {
   const boxW = 200;
   const gap = 20;
   const width = Math.max(480, n.pods.length * (boxW + gap) + gap);
@@ -448,6 +461,7 @@ export function renderNetworkSvg(n: ReturnType<typeof networkInspect>): string {
     lines.forEach((l, j) => parts.push(`<text x="${x + 8}" y="${138 + j * 16}">${esc(l)}</text>`));
   });
   if (!n.pods.length) parts.push(`<text x="${gap}" y="110">(no pods)</text>`);
+  if (n.isolatedFrom.length) parts.push(`<text x="${gap}" y="${height - 12}" fill="#a00">isolated from: ${esc(n.isolatedFrom.join(', '))}</text>`);
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;
 }

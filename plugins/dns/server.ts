@@ -4,7 +4,8 @@
  * gateway addresses, port 53 (UDP and TCP), answers A/AAAA for the network's
  * pods from the record files (re-read when records/ changes), and forwards
  * every other name to the host's resolvers (/etc/resolv.conf, or
- * $TSCNI_DNS_UPSTREAM, never its own addresses).
+ * $TSCNI_DNS_UPSTREAM, never its own addresses), over the transport the
+ * client used (UDP, or TCP after a truncated reply).
  *
  * Its life: pid file written once bound; SIGTERM (from the plugin when the
  * last record goes, or `network rm`) closes it; it also exits on its own when
@@ -13,7 +14,7 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync, rmSync, existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import dnsPacket from 'dns-packet';
 import { writeFileAtomic } from '../../lib/fs.ts';
 import { answerLocal, parseNameservers } from './answer.ts';
@@ -75,8 +76,40 @@ function forward(s: ServerState, query: Buffer): Promise<Buffer | undefined> {
   });
 }
 
-/** One query in, one response out (undefined: drop, e.g. undecodable). */
-export async function respond(s: ServerState, query: Buffer): Promise<Buffer | undefined> {
+/** Send `query` to the upstreams in turn over TCP (a client that asked over TCP, e.g. after a truncated UDP reply). */
+function forwardTcp(s: ServerState, query: Buffer): Promise<Buffer | undefined> {
+  const pending = [...s.upstreams];
+  const one = (up: string) =>
+    new Promise<Buffer | undefined>((resolve) => {
+      const len = Buffer.alloc(2);
+      len.writeUInt16BE(query.length);
+      let buf = Buffer.alloc(0);
+      const c = connect({ port: 53, host: up }, () => c.write(Buffer.concat([len, query])));
+      c.setTimeout(FORWARD_TIMEOUT_MS, () => {
+        c.destroy();
+        resolve(undefined);
+      });
+      c.on('error', () => resolve(undefined));
+      c.on('data', (b: Buffer) => {
+        buf = Buffer.concat([buf, b]);
+        if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+          c.end();
+          resolve(Buffer.from(buf.subarray(2, 2 + buf.readUInt16BE(0))));
+        }
+      });
+      c.on('close', () => resolve(undefined));
+    });
+  return (async () => {
+    for (const up of pending) {
+      const r = await one(up);
+      if (r) return r;
+    }
+    return undefined;
+  })();
+}
+
+/** One query in, one response out (undefined: drop, e.g. undecodable); `tcp`: the client asked over TCP. */
+export async function respond(s: ServerState, query: Buffer, tcp = false): Promise<Buffer | undefined> {
   let q: dnsPacket.Packet;
   try {
     q = dnsPacket.decode(query);
@@ -95,7 +128,7 @@ export async function respond(s: ServerState, query: Buffer): Promise<Buffer | u
     return reply(RCODE[local.rcode], answers, true);
   }
   if (s.upstreams.length === 0) return reply(RCODE.SERVFAIL, [], false);
-  return (await forward(s, query)) ?? reply(RCODE.SERVFAIL, [], false);
+  return (await (tcp ? forwardTcp(s, query) : forward(s, query))) ?? reply(RCODE.SERVFAIL, [], false);
 }
 
 function bindUdp(s: ServerState, addr: string): Promise<Socket> {
@@ -127,7 +160,7 @@ function bindTcp(s: ServerState, addr: string): Promise<Server> {
         while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
           const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
           buf = buf.subarray(2 + msg.length);
-          void respond(s, Buffer.from(msg)).then((out) => {
+          void respond(s, Buffer.from(msg), true).then((out) => {
             if (!out) return;
             const len = Buffer.alloc(2);
             len.writeUInt16BE(out.length);

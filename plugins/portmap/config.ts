@@ -83,6 +83,32 @@ export function canonicalHostIP(v: unknown, where: string): string | undefined {
   }
 }
 
+/**
+ * The mapping's keys as Go's JSON decoder matches them: case-insensitively
+ * (containerd's CRI sends "HostPort", "ContainerPort", "Protocol", "HostIP",
+ * the Go field names, and the reference accepts them). An exact-case key
+ * wins over a case-folded one.
+ */
+function goFieldView(o: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) {
+    const lower = k.toLowerCase();
+    for (const field of ['hostPort', 'containerPort', 'protocol', 'hostIP']) {
+      if (field.toLowerCase() === lower && (k === field || !(field in out))) out[field] = v;
+    }
+  }
+  return out;
+}
+
+function mappingsOrNone(v: unknown, onIgnored: ((why: string) => void) | undefined): PortMapping[] {
+  try {
+    return parseMappings(v);
+  } catch (e) {
+    onIgnored?.(`${(e as Error).message}; using portmap's own record instead`);
+    return [];
+  }
+}
+
 export function parseMappings(v: unknown): PortMapping[] {
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v)) throw bad('invalid runtimeConfig.portMappings: must be an array');
@@ -91,7 +117,7 @@ export function parseMappings(v: unknown): PortMapping[] {
   v.forEach((m, i) => {
     const where = `runtimeConfig.portMappings[${i}]`;
     if (typeof m !== 'object' || m === null) throw bad(`invalid ${where}: must be an object`);
-    const o = m as Record<string, unknown>;
+    const o = goFieldView(m as Record<string, unknown>);
     const hostPort = port(o.hostPort, `${where}.hostPort`);
     const containerPort = port(o.containerPort, `${where}.containerPort`);
     const protoRaw = o.protocol ?? 'tcp';
@@ -133,7 +159,13 @@ function backendOfConditions(c: string[] | undefined): PortmapBackend | undefine
 
 const CHAIN_RE = /^[A-Za-z0-9_.-]{1,28}$/;
 
-export function parsePortmapConfig(conf: NetConf, ifName: string): PortmapConfig {
+/**
+ * Parse and validate portmap's config. With `forDel`, mappings that do not
+ * parse are dropped (with `onIgnored` told why) instead of failing: a DEL
+ * must never fail on what the runtime sends, since the chain would stop and
+ * leak everything before portmap; the attachment's own record drives it.
+ */
+export function parsePortmapConfig(conf: NetConf, ifName: string, opts: { forDel?: boolean; onIgnored?: (why: string) => void } = {}): PortmapConfig {
   const raw = conf as Record<string, unknown>;
   let backend: PortmapBackend | undefined;
   if (raw.backend !== undefined && raw.backend !== null) {
@@ -194,7 +226,7 @@ export function parsePortmapConfig(conf: NetConf, ifName: string): PortmapConfig
     externalSetMarkChain,
     conditionsV4,
     conditionsV6,
-    mappings: parseMappings(runtime.portMappings),
+    mappings: opts.forDel ? mappingsOrNone(runtime.portMappings, opts.onIgnored) : parseMappings(runtime.portMappings),
     stateDir,
     prevResult: conf.prevResult,
     container: containerAddrs(conf.prevResult, ifName),

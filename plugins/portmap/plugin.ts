@@ -148,7 +148,7 @@ async function add(args: CmdArgs): Promise<Result> {
 }
 
 async function del(args: CmdArgs): Promise<void> {
-  const cfg = parsePortmapConfig(args.config, args.ifName);
+  const cfg = parsePortmapConfig(args.config, args.ifName, { forDel: true, onIgnored: (why) => warn(`portmap DEL: ${why}`) });
   const holder: PortHolder = { network: cfg.name, containerId: args.containerId, ifName: args.ifName };
   const state = new PortmapState(cfg.stateDir);
   const stored = state.readRecord(holder);

@@ -165,13 +165,10 @@ describe('containerd CRI (RunPodSandbox, as the kubelet)', () => {
     await expectGone(pods);
   });
 
-  // Known plugin bug (reported): containerd 1.6's go-cni sends portMappings with Go field names
-  // ({"HostPort":..,"ContainerPort":..,"Protocol":"tcp","HostIP":""}), which the Go reference
-  // reads case-insensitively; our portmap rejects them ("hostPort: undefined is not a port
-  // number"), so every pod with a hostPort fails to start and then to be torn down.
-  // This test asserts the full scenario; it is marked `fails` until portmap accepts those keys,
-  // and turns red the moment it passes, so the marker gets removed with the fix.
-  it.fails('RunPodSandbox with a hostPort: CNI_ARGS and portMappings reach the plugins, the pod gets its address, the host port answers, Stop+Remove leave nothing', async () => {
+  // containerd 1.6's go-cni sends portMappings with Go field names
+  // ({"HostPort":..,"ContainerPort":..,"Protocol":"tcp","HostIP":""}); portmap reads them
+  // case-insensitively, as Go's decoder and the reference do.
+  it('RunPodSandbox with a hostPort: CNI_ARGS and portMappings reach the plugins, the pod gets its address, the host port answers, Stop+Remove leave nothing', async () => {
     const hp = hostPort();
     const name = `web-${rand()}`;
     const pod = await runPod(name, [{ hostPort: hp, containerPort: 8080 }]);

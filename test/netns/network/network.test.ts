@@ -111,6 +111,10 @@ describe('names', () => {
     expect(resolveIn(e, p1, 'nobody-here')).toEqual([]);
     // the pod's own files, seen through exec
     expect(tscniOk(e, ['exec', p1, '--', 'hostname']).stdout.trim()).toBe('web1');
+    const side = podName(e);
+    tscniOk(e, ['up', n.name, side, '--network', `container:${p1}`]);
+    expect(tscniOk(e, ['exec', side, '--', 'hostname']).stdout.trim()).toBe('web1');
+    expect(resolveIn(e, side, p2)).toEqual([ip2]);
     expect(resolveIn(e, p1, 'db.example')).toEqual(['10.1.2.3']);
     expect(tscniOk(e, ['exec', p1, '--', 'cat', '/etc/resolv.conf']).stdout).toBe(`# written by tscni up\nsearch dns.podman\nnameserver ${gw}\n`);
     expect(tscniOk(e, ['exec', p2, '--', 'cat', '/etc/resolv.conf']).stdout).toBe(`# written by tscni up\nsearch corp.test\nnameserver ${gw}\noptions ndots:2\n`);
@@ -133,7 +137,7 @@ describe('names', () => {
     expect(ptr.answers?.map((a) => a.data)).toEqual([`${p1}.dns.podman`]);
   });
 
-  it("a pod on another network does not learn the first network's names; other names are forwarded upstream", () => {
+  it("a pod on another network does not learn the first network's names; other names are forwarded upstream (UDP and TCP)", async () => {
     const e = newNetEnv();
     const a = createNetwork(e, networkName(), ['--domain', 'a.test']);
     const pa = podName(e);
@@ -146,6 +150,9 @@ describe('names', () => {
     expect(resolveIn(e, pb, pa)).toEqual([]);
     expect(resolveIn(e, pb, `${pa}.dns.podman`)).toEqual([]);
     expect(resolveIn(e, pb, `${pa}.a.test`)).toEqual([ipa]);
+    const gwB = ((b.conflist.plugins[0] as { ipam: { ranges: { gateway: string }[][] } }).ipam.ranges[0]?.[0]?.gateway) as string;
+    expect((await tcpQuery(gwB, `${pa}.a.test`, 'A')).answers?.map((x) => x.data)).toEqual([ipa]);
+    expect((await tcpQuery(gwB, `${pa}.dns.podman`, 'A')).answers ?? []).toEqual([]);
   });
 
   it('a killed name server is restarted by the next ADD (and CHECK); a pod removed meanwhile leaves no name', async () => {

@@ -6,6 +6,7 @@ import {
   cidrsOverlap,
   defaultGateway,
   findOverlap,
+  isolationPeers,
   pickBridgeName,
   pickSubnet,
   renderConflist,
@@ -172,6 +173,7 @@ const inspected = {
     { name: 'db', ifName: 'eth0', ips: ['10.89.0.3/24'], ports: [] },
   ],
   records: [{ name: 'web1', aliases: ['www'], ips: ['10.89.0.2'] }],
+  isolatedFrom: ['db-net'],
 };
 
 describe('ls and inspect renderers', () => {
@@ -186,7 +188,7 @@ describe('ls and inspect renderers', () => {
         '  subnets:  10.89.0.0/24',
         '  gateway:  10.89.0.1',
         '  internal: no',
-        '  isolate:  no',
+        '  isolate:  no (isolated from db-net)',
         '  names:    10.89.0.1:53, domain dns.podman',
         '  pods:     ',
         '    web1 eth0 10.89.0.2/24 ports 8080->80/tcp',
@@ -201,5 +203,16 @@ describe('ls and inspect renderers', () => {
     expect(svg).toBe(readFileSync(join(import.meta.dirname, 'golden', 'network.svg'), 'utf8'));
     expect(svg).toContain('aka www');
     expect(svg).toContain('port 8080-&gt;80/tcp');
+    expect(svg).toContain('isolated from: db-net');
+  });
+
+  it('isolation works both ways: an isolated network is apart from every other, an open one from the isolated ones', () => {
+    const all = [
+      { name: 'a', isolate: true },
+      { name: 'b', isolate: false },
+      { name: 'c', isolate: false },
+    ];
+    expect(isolationPeers(all[0]!, all)).toEqual(['b', 'c']);
+    expect(isolationPeers(all[1]!, all)).toEqual(['a']);
   });
 });

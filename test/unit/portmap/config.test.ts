@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { NetConf, Result } from '../../../lib/cni/types.ts';
-import { containerAddrs, parsePortmapConfig } from '../../../plugins/portmap/config.ts';
+import { containerAddrs, parseMappings, parsePortmapConfig } from '../../../plugins/portmap/config.ts';
 
 const prev: Result = {
   cniVersion: '1.1.0',
@@ -67,5 +67,22 @@ describe('portmap config', () => {
   it('lets conditions choose the backend when none is given', () => {
     expect(parsePortmapConfig(conf({ conditionsV4: ['-s', '1.2.3.4'] }), 'eth0').backend).toBe('iptables');
     expect(parsePortmapConfig(conf({ conditionsV6: ['ip6 saddr ::1'] }), 'eth0').backend).toBe('nftables');
+  });
+});
+
+describe('mappings as runtimes send them', () => {
+  it("accepts Go field names in any case (containerd's CRI sends HostPort, ContainerPort, Protocol, HostIP)", () => {
+    expect(parseMappings([{ HostPort: 31555, ContainerPort: 8080, Protocol: 'tcp', HostIP: '' }])).toEqual([{ hostPort: 31555, containerPort: 8080, protocol: 'tcp' }]);
+    expect(parseMappings([{ hostport: 80, CONTAINERPORT: 81, hostIp: '10.0.0.1' }])).toEqual([{ hostPort: 80, containerPort: 81, protocol: 'tcp', hostIP: '10.0.0.1' }]);
+    // The exact spelling wins over a case-folded duplicate.
+    expect(parseMappings([{ HostPort: 1, hostPort: 2, containerPort: 3 }])).toEqual([{ hostPort: 2, containerPort: 3, protocol: 'tcp' }]);
+  });
+
+  it('DEL never fails on mappings it cannot read: it falls back to the record and says why', () => {
+    const conf = { cniVersion: '1.1.0', name: 'n', type: 'portmap', runtimeConfig: { portMappings: [{ hostPort: 'x' }] } } as unknown as NetConf;
+    expect(() => parsePortmapConfig(conf, 'eth0')).toThrow(/hostPort/);
+    const why: string[] = [];
+    expect(parsePortmapConfig(conf, 'eth0', { forDel: true, onIgnored: (w) => why.push(w) }).mappings).toEqual([]);
+    expect(why[0]).toMatch(/hostPort.*using portmap's own record instead/);
   });
 });

@@ -198,6 +198,8 @@ export class DiskStore implements Store {
   readonly dir: string;
   private readonly setCount: number;
   private readonly lock: FileLock;
+  /** An empty bucket made this call rebuild the index already (once is enough). */
+  private rebuiltForEmpty = false;
   private marker: Record<string, string> | undefined;
   private indexChecked = false;
   private readonly bucketCache = new Map<string, Bucket>();
@@ -272,6 +274,13 @@ export class DiskStore implements Store {
     const cached = this.bucketCache.get(name);
     if (cached) return cached;
     const text = readOrUndefined(this.path(name));
+    // Every write leaves at least one line and an empty bucket is removed: an empty file is damage
+    // (a truncation, an ADD killed between create and append). Trust nothing: rebuild the index once.
+    if (text === '' && !this.rebuiltForEmpty) {
+      this.rebuiltForEmpty = true;
+      this.rebuildIndex();
+      return this.readBucket(name);
+    }
     const bucket = { ...parseBucket(text ?? ''), exists: text !== undefined };
     this.bucketCache.set(name, bucket);
     return bucket;

@@ -25,6 +25,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../lib/exec.ts';
 import { renderDot, renderSvg, renderText } from './topology.ts';
+import { overlayCommand } from './commands/overlay.ts';
 
 const out = (s: string) => process.stdout.write(s);
 const say = (s: string) => process.stderr.write(`${s}\n`);
@@ -274,6 +275,7 @@ export async function main(args: string[]): Promise<void> {
         if (r.conflistSkipped) say(`kept the existing ${r.conflistSkipped} (--force replaces it)`);
       }),
     )
+    .command(overlayCommand())
     .demandCommand(1, 'name a command (tscni --help lists them)')
     .strictCommands()
     .fail((msg, err) => {

@@ -23,6 +23,7 @@ export const PLUGIN_LOADERS: ReadonlyMap<string, PluginLoader> = new Map<string,
   ['firewall', async () => (await import('./firewall/plugin.ts')).firewallPlugin],
   ['tuning', async () => (await import('./tuning/plugin.ts')).tuningPlugin],
   ['etcd-subnet', async () => (await import('../ipam/etcd-subnet/plugin.ts')).etcdSubnetPlugin],
+  ['vxlan', async () => (await import('./vxlan/plugin.ts')).vxlanPlugin],
 ]);
 
 export const PLUGIN_NAMES: readonly string[] = [...PLUGIN_LOADERS.keys()];

@@ -3,7 +3,7 @@
  * dir, one member, client and peer URLs on 127.0.0.1 at free ports (or on an
  * address inside a namespace), stopped by pid and its data dir removed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -33,16 +33,26 @@ export function freePort(): Promise<number> {
   });
 }
 
-async function waitHealthy(url: string, child: ChildProcess, stderr: () => string): Promise<void> {
+/** Whether etcd answers /health, asked from inside `netns` (python3's urllib there) or from here. */
+async function healthy(url: string, netns: string | undefined): Promise<boolean> {
+  if (netns) {
+    const code = `import urllib.request,json;print(json.load(urllib.request.urlopen('${url}/health',timeout=0.5))['health'])`;
+    const r = spawnSync('ip', ['netns', 'exec', netns, 'python3', '-c', code], { encoding: 'utf8' });
+    return r.status === 0 && r.stdout.trim() === 'true';
+  }
+  try {
+    const r = await fetch(`${url}/health`, { signal: AbortSignal.timeout(500) });
+    return r.ok && ((await r.json()) as { health?: string }).health === 'true';
+  } catch {
+    return false; // not listening yet
+  }
+}
+
+async function waitHealthy(url: string, netns: string | undefined, child: ChildProcess, stderr: () => string): Promise<void> {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`etcd exited (${child.exitCode}): ${stderr().slice(-2000)}`);
-    try {
-      const r = await fetch(`${url}/health`, { signal: AbortSignal.timeout(500) });
-      if (r.ok && ((await r.json()) as { health?: string }).health === 'true') return;
-    } catch {
-      // not listening yet
-    }
+    if (await healthy(url, netns)) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`etcd at ${url} not healthy in 15 s: ${stderr().slice(-2000)}`);
@@ -80,7 +90,12 @@ export async function startEtcd(opts: { netns?: string; host?: string } = {}): P
       err += d.toString();
     });
     child = c;
-    await waitHealthy(url, c, () => err);
+    try {
+      await waitHealthy(url, opts.netns, c, () => err);
+    } catch (e) {
+      if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); // never leave it behind
+      throw e;
+    }
   };
   const kill = async () => {
     const c = child;
@@ -89,7 +104,12 @@ export async function startEtcd(opts: { netns?: string; host?: string } = {}): P
     process.kill(c.pid as number, 'SIGKILL');
     await exited;
   };
-  await launch();
+  try {
+    await launch();
+  } catch (e) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw e;
+  }
   return {
     url,
     get pid() {

@@ -235,13 +235,22 @@ export function renderTeardown(current: FilterListing, gone: readonly Attachment
     sim.chains.delete(chain);
     sim.rules.delete(chain);
   };
-  const isReturn = (r: string[]) => key(r) === key(stageReturn('').args);
+  // A bare jump or RETURN, tagged with any of the firewall plugin's comments (older references tag them "(ingressPolicy: same-bridge)").
+  const bare = (target: string) => (r: string[]) =>
+    (r.length === 2 && r[0] === '-j' && r[1] === target) ||
+    (r.length === 6 && r[0] === '-m' && r[1] === 'comment' && r[2] === '--comment' && (r[3] ?? '').startsWith(FILTER_COMMENT) && r[4] === '-j' && r[5] === target);
+  const isReturn = bare('RETURN');
   // A chain is removed only when nothing else jumps to it.
   const referenced = (chain: string, except: readonly FilterRule[]) =>
     [...sim.rules].some(([c, list]) => list.some((r) => r[r.indexOf('-j') + 1] === chain && !except.some((e) => e.chain === c && key(e.args) === key(r))));
-  if (onlyFixed(STAGE1_CHAIN, isReturn) && onlyFixed(STAGE2_CHAIN, isReturn) && !referenced(STAGE1_CHAIN, [stage1Jump()]) && !referenced(STAGE2_CHAIN, [])) {
-    removeChain(STAGE1_CHAIN, [stage1Jump()]);
-    removeChain(STAGE2_CHAIN, []);
+  // Stage chains holding nothing but RETURN (one may be gone already) go, with every bare FORWARD jump to stage 1.
+  const stageEmpty = (c: string) => !sim.chains.has(c) || onlyFixed(c, isReturn);
+  if ((sim.chains.has(STAGE1_CHAIN) || sim.chains.has(STAGE2_CHAIN)) && stageEmpty(STAGE1_CHAIN) && stageEmpty(STAGE2_CHAIN)) {
+    const jumps = (sim.rules.get(FORWARD) ?? []).filter(bare(STAGE1_CHAIN)).map((args) => ({ chain: FORWARD, args }));
+    if (!referenced(STAGE1_CHAIN, jumps) && !referenced(STAGE2_CHAIN, [])) {
+      if (sim.chains.has(STAGE1_CHAIN)) removeChain(STAGE1_CHAIN, jumps);
+      if (sim.chains.has(STAGE2_CHAIN)) removeChain(STAGE2_CHAIN, []);
+    }
   }
   const admins = (sim.rules.get(PRIV_CHAIN) ?? []).map((r) => r[r.indexOf('-j') + 1] as string);
   const onlyAdmin = (r: string[]) => key(r) === key(adminJump(r[r.indexOf('-j') + 1] as string).args);

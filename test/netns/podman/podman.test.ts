@@ -22,6 +22,12 @@ import { tryRun } from '../../helpers/netns.ts';
 import { BIN_DIR, binPath } from '../../helpers/plugin.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tscni-fpod-'));
+/**
+ * Where podman finds its plugins: dist/bin. TSCNI_PODMAN_PLUGIN_DIR=/usr/lib/cni
+ * runs the same scenarios on Debian's reference plugins, for comparison (by
+ * hand; CI runs ours).
+ */
+const PLUGIN_DIR = process.env.TSCNI_PODMAN_PLUGIN_DIR || BIN_DIR;
 const netDir = join(dir, 'net.d');
 const IMAGE = 'localhost/tscni-fbusybox';
 const id = randomBytes(2).toString('hex');
@@ -74,7 +80,7 @@ beforeAll(() => {
   mkdirSync(netDir);
   writeFileSync(
     env.CONTAINERS_CONF,
-    `[containers]\ndefault_ulimits = []\nlog_driver = "k8s-file"\n\n[network]\nnetwork_backend = "cni"\ncni_plugin_dirs = [${JSON.stringify(BIN_DIR)}]\nnetwork_config_dir = ${JSON.stringify(netDir)}\ndefault_subnet = "10.248.239.0/24"\ndefault_network = "tscni-fpod-${id}-default"\n\n[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\ntmp_dir = ${JSON.stringify(join(dir, 'tmp'))}\n`,
+    `[containers]\ndefault_ulimits = []\nlog_driver = "k8s-file"\n\n[network]\nnetwork_backend = "cni"\ncni_plugin_dirs = [${JSON.stringify(PLUGIN_DIR)}]\nnetwork_config_dir = ${JSON.stringify(netDir)}\ndefault_subnet = "10.248.239.0/24"\ndefault_network = "tscni-fpod-${id}-default"\n\n[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\ntmp_dir = ${JSON.stringify(join(dir, 'tmp'))}\n`,
   );
   writeFileSync(env.CONTAINERS_STORAGE_CONF, `[storage]\ndriver = "vfs"\ngraphroot = ${JSON.stringify(join(dir, 'storage'))}\nrunroot = ${JSON.stringify(join(dir, 'run'))}\n`);
   expect(podmanOk('info', '--format', '{{.Host.NetworkBackend}}')).toBe('cni');

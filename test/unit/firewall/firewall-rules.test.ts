@@ -152,3 +152,36 @@ describe('nftables text', () => {
     expect(nftMissing(parseNftListing(undefined), p1, [p1]).length).toBeGreaterThan(0);
   });
 });
+
+describe('iptables teardown of what others left', () => {
+  it('an older reference\'s scaffolding (its comments) and a half-removed stage pair go once nothing isolates', () => {
+    const old = parseFilterListing(
+      [
+        '-P FORWARD ACCEPT',
+        '-N CNI-ISOLATION-STAGE-1',
+        '-N CNI-ISOLATION-STAGE-2',
+        '-A FORWARD -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge)" -j CNI-ISOLATION-STAGE-1',
+        '-A CNI-ISOLATION-STAGE-1 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge)" -j RETURN',
+        '-A CNI-ISOLATION-STAGE-2 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge)" -j RETURN',
+      ].join('\n'),
+    );
+    expect(renderTeardown(old, [], new Map())).toBe(
+      [
+        '*filter',
+        '-D FORWARD -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge)" -j CNI-ISOLATION-STAGE-1',
+        '-F CNI-ISOLATION-STAGE-1',
+        '-X CNI-ISOLATION-STAGE-1',
+        '-F CNI-ISOLATION-STAGE-2',
+        '-X CNI-ISOLATION-STAGE-2',
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
+    const half = parseFilterListing('-P FORWARD ACCEPT\n-N CNI-ISOLATION-STAGE-1\n-A FORWARD -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j CNI-ISOLATION-STAGE-1');
+    expect(renderTeardown(half, [], new Map())).toBe(
+      ['*filter', '-D FORWARD -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j CNI-ISOLATION-STAGE-1', '-X CNI-ISOLATION-STAGE-1', 'COMMIT', ''].join('\n'),
+    );
+    const inUse = parseFilterListing(`${'-P FORWARD ACCEPT\n-N CNI-ISOLATION-STAGE-1\n-N CNI-ISOLATION-STAGE-2\n'}-A CNI-ISOLATION-STAGE-1 -i br9 ! -o br9 -j CNI-ISOLATION-STAGE-2\n-A CNI-ISOLATION-STAGE-1 -j RETURN`);
+    expect(renderTeardown(inUse, [], new Map())).toBeUndefined();
+  });
+});

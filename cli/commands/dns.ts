@@ -27,7 +27,9 @@ export function dnsStatus(ctx: CliContext): DnsHealth[] {
   const base = dirname(dnsDirFor(ctx.env, 'x'));
   let nets: string[];
   try {
-    nets = readdirSync(base).sort();
+    nets = readdirSync(base)
+      .filter((n) => !n.startsWith('.'))
+      .sort();
   } catch {
     return [];
   }

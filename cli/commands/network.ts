@@ -13,7 +13,7 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../../lib/fs.ts';
 import { addToIp, cidrContains, compareIp, prevIp, formatCidr, formatIp, lastAddress, networkAddress, nextIp, parseCidr, parseIp, type Cidr } from '../../lib/ip/cidr.ts';
 import { confFiles, loadNetworkConf, type JsonObject } from '../../lib/libcni/conf.ts';
@@ -397,6 +397,7 @@ export async function networkRm(ctx: CliContext, name: string, force: boolean): 
     rmSync(dnsDir, { recursive: true, force: true });
     out.removed.push(dnsDir);
   }
+  rmSync(join(dirname(dnsDir), '.locks', name), { recursive: true, force: true });
   const ipamDir = join(ctx.env.TSCNI_IPAM_DIR || '/var/lib/cni/networks', name);
   if (existsSync(ipamDir)) {
     rmSync(ipamDir, { recursive: true, force: true });

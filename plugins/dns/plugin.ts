@@ -5,7 +5,8 @@
  *
  *   ADD    record name + aliases + prevResult's addresses; ensure the network's
  *          name server runs; result = prevResult + dns {nameservers: gateways}
- *   DEL    remove exactly that record; stop the server with the last record
+ *   DEL    remove exactly that record; with the last one, stop the server and
+ *          remove the network's directory (under the network's lock, as ADD)
  *   CHECK  the record exists and the server runs (restarted if it was killed)
  *   GC     drop records of attachments not in cni.dev/valid-attachments
  *
@@ -19,7 +20,7 @@ import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import type { CmdArgs, Plugin } from '../../lib/cni/skel.ts';
 import type { NetConf, Result } from '../../lib/cni/types.ts';
 import { TSCNI_VERSION } from '../../lib/version-info.ts';
-import { deleteRecord, dnsDirFor, readNetworkInfo, readRecords, runningServer, stopServer, writeNetworkInfo, writeRecord, type NameRecord } from './state.ts';
+import { deleteRecord, dnsDirFor, networkLock, readNetworkInfo, readRecords, removeIfUnused, runningServer, stopServer, writeNetworkInfo, writeRecord, type NameRecord } from './state.ts';
 
 export const DEFAULT_DOMAIN = 'dns.podman';
 const LABEL_RE = /^[a-zA-Z0-9]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?)*$/;
@@ -93,6 +94,16 @@ async function add(args: CmdArgs): Promise<Result> {
   const gateways = gatewaysOf(prev);
   if (gateways.length === 0) throw new CniError(ErrorCode.InvalidNetworkConfig, 'dnsname: prevResult has no gateway to serve names on (bridge needs isGateway)');
   const dir = dnsDirFor(args.env, conf.network);
+  const lock = networkLock(dir);
+  lock.acquire();
+  try {
+    return await addLocked(args, conf, prev, gateways, dir);
+  } finally {
+    lock.release();
+  }
+}
+
+async function addLocked(args: CmdArgs, conf: DnsConf, prev: Result, gateways: string[], dir: string): Promise<Result> {
   const info = readNetworkInfo(dir);
   if (!info || info.domainName !== conf.domainName || info.gateways.join() !== gateways.join()) {
     // The network was recreated with other addresses: the old server listens in the wrong place.
@@ -119,11 +130,24 @@ async function add(args: CmdArgs): Promise<Result> {
   };
 }
 
+/** Run `fn` under the network's lock. */
+function locked<T>(dir: string, fn: () => T): T {
+  const lock = networkLock(dir);
+  lock.acquire();
+  try {
+    return fn();
+  } finally {
+    lock.release();
+  }
+}
+
 async function del(args: CmdArgs): Promise<void> {
   const conf = parseDnsConf(args.config);
   const dir = dnsDirFor(args.env, conf.network);
-  deleteRecord(dir, args.containerId, args.ifName);
-  if (readRecords(dir).length === 0) stopServer(dir, conf.network);
+  locked(dir, () => {
+    deleteRecord(dir, args.containerId, args.ifName);
+    removeIfUnused(dir, conf.network);
+  });
 }
 
 async function check(args: CmdArgs): Promise<void> {
@@ -132,17 +156,25 @@ async function check(args: CmdArgs): Promise<void> {
   if (!readRecords(dir).some((r) => r.containerId === args.containerId && r.ifName === args.ifName)) {
     throw new CniError(ErrorCode.Internal, `dnsname: no name record for ${args.containerId}/${args.ifName} on ${conf.network}`);
   }
-  await ensureServer(dir, conf.network, args.env);
+  const lock = networkLock(dir);
+  lock.acquire();
+  try {
+    await ensureServer(dir, conf.network, args.env);
+  } finally {
+    lock.release();
+  }
 }
 
 async function gc(args: CmdArgs): Promise<void> {
   const conf = parseDnsConf(args.config);
   const dir = dnsDirFor(args.env, conf.network);
   const valid = validAttachments(args.config);
-  for (const r of readRecords(dir)) {
-    if (!valid.some((v) => v.containerID === r.containerId && v.ifname === r.ifName)) deleteRecord(dir, r.containerId, r.ifName);
-  }
-  if (readRecords(dir).length === 0) stopServer(dir, conf.network);
+  locked(dir, () => {
+    for (const r of readRecords(dir)) {
+      if (!valid.some((v) => v.containerID === r.containerId && v.ifname === r.ifName)) deleteRecord(dir, r.containerId, r.ifName);
+    }
+    removeIfUnused(dir, conf.network);
+  });
 }
 
 export const dnsnamePlugin: Plugin = {

@@ -12,7 +12,8 @@
  * half-written. The server re-reads records/ whenever its mtime changes.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { FileLock } from '../../lib/file-lock.ts';
 import { writeFileAtomic } from '../../lib/fs.ts';
 
 export interface NameRecord {
@@ -139,15 +140,43 @@ export function runningServer(dir: string, network: string): number | undefined 
   return found;
 }
 
-/** Stop the network's server (SIGTERM, by its verified pid) and forget its pid file. */
+/**
+ * Stop the network's server (SIGTERM, by its verified pid; SIGKILL after 2 s)
+ * and wait until it is gone, so a server started right after this never finds
+ * the port still taken. Forgets the pid file.
+ */
 export function stopServer(dir: string, network: string): void {
   const pid = runningServer(dir, network);
   if (pid) {
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      // already gone: nothing to stop
-    }
+    const signal = (sig: NodeJS.Signals) => {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // already gone: nothing to stop
+      }
+    };
+    signal('SIGTERM');
+    const end = Date.now() + 2000;
+    while (isServer(pid, network) && Date.now() < end) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    if (isServer(pid, network)) signal('SIGKILL');
   }
   if (existsSync(pidFile(dir))) rmSync(pidFile(dir), { force: true });
+}
+
+/**
+ * The network's lock (outside its directory, which the last DEL removes):
+ * ADD's record + server start and DEL's record removal + cleanup never interleave.
+ */
+export function networkLock(dir: string): FileLock {
+  const lockDir = join(dirname(dir), '.locks', basename(dir));
+  mkdirSync(lockDir, { recursive: true, mode: 0o755 });
+  return new FileLock(lockDir);
+}
+
+/** With the last record gone: stop the server and remove the network's directory (nothing stale is left for a network of the same name). */
+export function removeIfUnused(dir: string, network: string): boolean {
+  if (readRecords(dir).length > 0) return false;
+  stopServer(dir, network);
+  rmSync(dir, { recursive: true, force: true });
+  return true;
 }

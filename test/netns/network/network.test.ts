@@ -191,7 +191,9 @@ describe('names', () => {
     tscniOk(e, ['up', n.name, p1]);
     const pid = serverPid(e, n.name) as number;
     tscniOk(e, ['down', p1]);
-    await waitFor('the server to stop with the last record', () => !alive(pid));
+    expect(alive(pid)).toBe(false); // DEL waits for it
+    expect(existsSync(join(e.stateDir, 'dns', n.name))).toBe(false);
+    expect(tscniOk(e, ['dns', 'status']).stdout.trim()).toBe('NETWORK  LISTEN  RECORDS  SERVER');
     tscniOk(e, ['up', n.name, p1]);
     tscniOk(e, ['up', n.name, p2]);
     const pid2 = serverPid(e, n.name) as number;

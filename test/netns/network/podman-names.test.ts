@@ -84,6 +84,7 @@ afterAll(() => {
       }
     }
     rmSync(join('/run/tscni/dns', n), { recursive: true, force: true });
+    rmSync(join('/run/tscni/dns', '.locks', n), { recursive: true, force: true });
   }
   podman('rmi', '-a', '-f');
   rmSync(dir, { recursive: true, force: true });
@@ -110,6 +111,7 @@ describe('podman with tscni dnsname', () => {
     const end = Date.now() + 3000;
     while (serverPids(a).length && Date.now() < end) spawnSync('sleep', ['0.05']);
     expect(serverPids(a)).toHaveLength(0);
+    expect(existsSync(join('/run/tscni/dns', a))).toBe(false);
     expect(lookup(c3, c3)).toBe(ipOf(c3, b));
   });
 });

@@ -19,8 +19,13 @@ export const IPTABLES: Record<Family, { main: string; restore: string }> = {
   6: { main: 'ip6tables', restore: 'ip6tables-restore' },
 };
 
-/** One argument of a restore line: as is when plain, else double-quoted with \\ and \" escaped. */
+/**
+ * One argument of a restore line: as is when plain, else double-quoted with
+ * \\ and \" escaped. A line break or NUL cannot be carried (it would end the
+ * line and start another rule): callers validate; this throws as a last guard.
+ */
 export function restoreArg(s: string): string {
+  if (/[\r\n\0]/.test(s)) throw new Error(`iptables-restore argument ${JSON.stringify(s)} contains a line break or NUL`);
   return /^[^\s"'\\]+$/.test(s) ? s : `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 

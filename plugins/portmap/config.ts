@@ -61,6 +61,9 @@ function optStringArray(raw: Record<string, unknown>, key: string): string[] | u
   const v = raw[key];
   if (v === undefined || v === null) return undefined;
   if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw bad(`invalid "${key}": must be an array of strings`, `got ${JSON.stringify(v)}`);
+  // Each word goes into one line of iptables-restore or nft input: a line break or NUL would start another rule.
+  const bad_ = (v as string[]).find((x) => /[\r\n\0]/.test(x));
+  if (bad_ !== undefined) throw bad(`invalid "${key}": ${JSON.stringify(bad_)} contains a line break or NUL`);
   return v as string[];
 }
 

@@ -90,6 +90,13 @@ const CASES: Case[] = [
     msg: /icmp/,
   },
   { name: 'portmap markMasqBit out of range', plugin: 'portmap', stdin: json(base('portmap', { prevResult: prev, markMasqBit: 40 })), code: 7, msg: /markMasqBit/ },
+  {
+    name: 'portmap conditions with a line break (rule injection)',
+    plugin: 'portmap',
+    stdin: json(base('portmap', { prevResult: prev, conditionsV4: ['-s', '10.0.0.1\n-A INPUT -j ACCEPT'], runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] } })),
+    code: 7,
+    msg: /conditionsV4.*line break/,
+  },
   { name: 'prevResult of the wrong shape', plugin: 'portmap', stdin: json(base('portmap', { prevResult: { ips: 'x' } })), code: 6, msg: /"ips" must be an array/ },
   { name: 'CNI_IFNAME too long', plugin: 'bridge', stdin: json(base('bridge')), env: { CNI_IFNAME: 'a-very-long-ifname' }, code: 4, msg: /interface name is too long/ },
   { name: 'CNI_IFNAME with a slash', plugin: 'bridge', stdin: json(base('bridge')), env: { CNI_IFNAME: 'a/b' }, code: 4, msg: /interface name contains/ },

@@ -224,6 +224,22 @@ describe('multi-host overlay (3 hosts, VXLAN, etcd)', () => {
     expect(ping(h1.pods[1] as string, h2.pods[0] as string)).toBe(0);
   });
 
+  it('a restarted agent (host software restart): same subnet, the running pods undisturbed, no entry changed anywhere', async () => {
+    const [h1, h2, h3] = hosts as [Host, Host, Host];
+    const subnet = subnetOf(h1);
+    const before = hosts.map((h) => JSON.stringify(entries(h)));
+    const pid = agentPid(h1) as number;
+    process.kill(pid, 'SIGTERM');
+    await waitFor('agent h1 stopped', () => processStartTime(pid) === undefined, 5_000);
+    expect(ping(h2.pods[0] as string, h1.pods[0] as string)).toBe(0);
+    expect(addPod(h1, 'p1c').code).toBe(0);
+    await waitFor('a new agent on h1', () => (agentPid(h1) ?? pid) !== pid, 5_000);
+    expect(subnetOf(h1)).toBe(subnet);
+    expect(hosts.map((h) => JSON.stringify(entries(h)))).toEqual(before);
+    expect(ping(h3.pods[0] as string, h1.pods[0] as string)).toBe(0);
+    expect(plugin(h1, 'vxlan', 'CHECK', h1.pods[0] as string, vxlanConf(h1, results.get(h1.pods[0] as string))).code).toBe(0);
+  });
+
   it('etcd down: running pods keep talking, a new ADD fails with code 11; after a restart ADD works again', async () => {
     const [h1, h2] = hosts as [Host, Host];
     const e = etcd as TestEtcd;
@@ -247,6 +263,7 @@ describe('multi-host overlay (3 hosts, VXLAN, etcd)', () => {
     expect(pid).toBeGreaterThan(0);
     process.kill(pid as number, 'SIGKILL');
     const t = await waitFor('h3 gone from h1 and h2', () => JSON.stringify(entries(h1)) === JSON.stringify(expected([h2])) && JSON.stringify(entries(h2)) === JSON.stringify(expected([h1])), (TTL + 4) * 1000);
+    // Expiry comes at most one TTL after the last renewal (every TTL/3) plus etcd's expiry tick (500 ms) and one reconcile.
     expect(t).toBeLessThanOrEqual((TTL + 1.5) * 1000);
     expect(ping(h1.pods[0] as string, h2.pods[0] as string)).toBe(0);
   });

@@ -224,37 +224,47 @@ export function listNetworkSummaries(ctx: CliContext): NetworkSummary[] {
   return out;
 }
 
-/** Subnets in use: every conflist's ranges and every host route except the default routes. */
-function usedSubnets(ctx: CliContext): UsedSubnet[] {
+/** What `create` needs from the host's kernel: routes (as used subnets) and link names. */
+export interface HostView {
+  routes: UsedSubnet[];
+  links: string[];
+}
+
+/** The host's routes (main table, no default routes, no link-local) and links, over rtnetlink in-process. */
+export function readHostView(): HostView {
+  return withRtnl(undefined, (nl) => {
+    const all = nl.listLinks();
+    const names = new Map(all.map((l) => [l.index, l.name]));
+    const routes: UsedSubnet[] = [];
+    for (const family of [4, 6] as const) {
+      for (const r of nl.listRoutes(family)) {
+        if (r.dst === '0.0.0.0/0' || r.dst === '::/0' || r.table !== 254) continue;
+        if (family === 6 && r.dst.startsWith('fe80:')) continue;
+        routes.push({ subnet: r.dst, by: `a host route (${r.dst}${r.oif ? ` dev ${names.get(r.oif) ?? r.oif}` : ''})` });
+      }
+    }
+    return { routes, links: all.map((l) => l.name) };
+  });
+}
+
+/** Subnets in use: every conflist's ranges and every host route. */
+function usedSubnets(ctx: CliContext, host: HostView): UsedSubnet[] {
   const used: UsedSubnet[] = [];
   for (const file of confFiles(ctx.netDir, ['.conflist', '.conf', '.json'])) {
     const doc = readDoc(file);
     if (!doc) continue;
     for (const s of subnetsOfConflist(doc)) used.push({ subnet: s, by: `network ${String(doc.name)} (${file})` });
   }
-  withRtnl(undefined, (nl) => {
-    const links = new Map(nl.listLinks().map((l) => [l.index, l.name]));
-    for (const family of [4, 6] as const) {
-      for (const r of nl.listRoutes(family)) {
-        if (r.dst === '0.0.0.0/0' || r.dst === '::/0' || r.table !== 254) continue;
-        if (family === 6 && r.dst.startsWith('fe80:')) continue;
-        used.push({ subnet: r.dst, by: `a host route (${r.dst}${r.oif ? ` dev ${links.get(r.oif) ?? r.oif}` : ''})` });
-      }
-    }
-  });
-  return used;
+  return [...used, ...host.routes];
 }
 
-function takenBridgeNames(ctx: CliContext): Set<string> {
-  const taken = new Set<string>();
+function takenBridgeNames(ctx: CliContext, host: HostView): Set<string> {
+  const taken = new Set<string>(host.links);
   for (const file of confFiles(ctx.netDir, ['.conflist', '.conf', '.json'])) {
     const doc = readDoc(file);
     const plugins = Array.isArray(doc?.plugins) ? (doc.plugins as JsonObject[]) : doc ? [doc] : [];
     for (const p of plugins) if (typeof p.bridge === 'string') taken.add(p.bridge);
   }
-  withRtnl(undefined, (nl) => {
-    for (const l of nl.listLinks()) taken.add(l.name);
-  });
   return taken;
 }
 
@@ -284,7 +294,7 @@ export interface CreateOutcome {
 }
 
 /** Parse -> validate -> write: nothing is written when any check fails. */
-export function networkCreate(ctx: CliContext, a: CreateArgs): CreateOutcome {
+export function networkCreate(ctx: CliContext, a: CreateArgs, readHost: () => HostView = readHostView): CreateOutcome {
   if (!NAME_RE.test(a.name)) throw new UsageError(`invalid network name ${JSON.stringify(a.name)}: letters, digits, "_", "." and "-" (at most 63)`);
   if (!(DRIVERS as readonly string[]).includes(a.driver)) throw new UsageError(`invalid --driver ${a.driver}: use ${DRIVERS.join(', ')}`);
   if (!PLUGIN_NAMES.includes(a.driver)) throw new UsageError(`driver ${a.driver} is not in this executable`);
@@ -295,7 +305,8 @@ export function networkCreate(ctx: CliContext, a: CreateArgs): CreateOutcome {
     if (e instanceof UsageError) throw e;
   }
   if (a.mtu !== undefined && (!Number.isInteger(a.mtu) || a.mtu < 68 || a.mtu > 65535)) throw new UsageError(`invalid --mtu ${a.mtu}: 68-65535`);
-  const used = usedSubnets(ctx);
+  const host = readHost();
+  const used = usedSubnets(ctx, host);
   const subnets: NetworkSpec['subnets'] = [];
   for (const s of a.subnet) {
     const c = mustCidr(s, '--subnet');
@@ -332,7 +343,7 @@ export function networkCreate(ctx: CliContext, a: CreateArgs): CreateOutcome {
     name: a.name,
     driver: a.driver as Driver,
     subnets,
-    bridge: a.driver === 'bridge' ? pickBridgeName(takenBridgeNames(ctx), ctx.env.TSCNI_BRIDGE_PREFIX || BRIDGE_PREFIX) : undefined,
+    bridge: a.driver === 'bridge' ? pickBridgeName(takenBridgeNames(ctx, host), ctx.env.TSCNI_BRIDGE_PREFIX || BRIDGE_PREFIX) : undefined,
     internal: a.internal,
     isolate: a.isolate,
     mtu: a.mtu,

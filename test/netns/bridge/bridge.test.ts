@@ -128,6 +128,20 @@ describe.each(IPAM_VERSIONS)('bridge with cniVersion %s', (version) => {
     expect(iptablesRulesFor(net.name, cidB)).toEqual([]);
     expect(reservations(net)).toEqual([]);
   });
+
+  it('DEL after the bridge was deleted by hand removes the pod end, the IP and the rules', () => {
+    const net = newNet();
+    const config = conf(net, version);
+    const a = createNetns('tba');
+    const cid = `gh-${rand()}`;
+    const out = callOk('ADD', config, { cid, ns: a });
+    sh(['ip', 'link', 'del', net.bridge]);
+    const del = call('DEL', withPrev(config, out.json), { cid, ns: a });
+    expect(del.code, del.stdout).toBe(0);
+    expect(a.tryExec(['ip', 'link', 'show', 'eth0']).code).not.toBe(0);
+    expect(iptablesRulesFor(net.name, cid)).toEqual([]);
+    expect(reservations(net)).toEqual([]);
+  });
 });
 
 describe.each(IPAM_VERSIONS.filter((v) => !v.startsWith('0.1') && !v.startsWith('0.2') && v !== '0.3.0' && v !== '0.3.1'))('bridge CHECK with cniVersion %s', (version) => {

@@ -22,6 +22,20 @@ afterEach(() => {
 
 const ipOf = (r: { stdout: string }) => ((JSON.parse(r.stdout) as { result: { ips: { address: string }[] } }).result.ips[0]?.address ?? '').replace(/\/\d+$/, '');
 
+/** Map with at most `width` calls in flight; results in input order. */
+async function inParallel<T, R>(items: readonly T[], width: number, fn: (x: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: width }, worker));
+  return out;
+}
+
 async function waitFor(what: string, fn: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
@@ -249,21 +263,20 @@ describe('names', () => {
     expect(resolveIn(e, p1, p1)).toEqual([ip1]);
   });
 
-  it('20 pods added and removed in parallel: each name resolves exactly while its pod exists', async () => {
+  it('50 pods added and removed in parallel (10 at a time): each name resolves exactly while its pod exists', async () => {
     const e = newNetEnv();
     const n = createNetwork(e, networkName());
     const probe = podName(e);
     tscniOk(e, ['up', n.name, probe]);
-    const pods = Array.from({ length: 20 }, () => podName(e));
-    const ups = await Promise.all(pods.map((p) => tscniAsync(e, ['up', n.name, p, '--json'])));
+    const pods = Array.from({ length: 50 }, () => podName(e));
+    const ups = await inParallel(pods, 10, (p) => tscniAsync(e, ['up', n.name, p, '--json']));
     expect(ups.filter((r) => r.code !== 0).map((r) => r.stderr)).toEqual([]);
     const ips = ups.map(ipOf);
-    expect(new Set(ips).size).toBe(20);
+    expect(new Set(ips).size).toBe(50);
     pods.forEach((p, i) => expect(resolveIn(e, probe, p)).toEqual([ips[i]]));
-    const gone = pods.slice(0, 10);
-    const downs = await Promise.all(gone.map((p) => tscniAsync(e, ['down', p])));
+    const downs = await inParallel(pods.slice(0, 25), 10, (p) => tscniAsync(e, ['down', p]));
     expect(downs.filter((r) => r.code !== 0).map((r) => r.stderr)).toEqual([]);
-    pods.forEach((p, i) => expect(resolveIn(e, probe, p)).toEqual(i < 10 ? [] : [ips[i]]));
+    pods.forEach((p, i) => expect(resolveIn(e, probe, p)).toEqual(i < 25 ? [] : [ips[i]]));
     expect(serverPids(n.name)).toHaveLength(1);
   });
 });

@@ -7,10 +7,13 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callPlugin, callPluginOk } from '../../helpers/plugin.ts';
+import { removeSharedIfNew, snapshotShared } from '../../helpers/portmap-shared.ts';
 import { addPod, cleanupAll, delPod, firewall, fwConf, newNet, pings, ruleLines, sameAsBefore, snapshotFirewall, tryRun, type Backend, type FwPod } from './helpers.ts';
 
 const children: ChildProcess[] = [];
 let before = '';
+// portmap's shared chains and nft table (the isolated test publishes a port) stay after its last pod, as the reference's do: removed only if this file made them.
+const portmapShared = snapshotShared();
 
 beforeAll(() => {
   before = snapshotFirewall();
@@ -19,6 +22,7 @@ beforeAll(() => {
 afterAll(() => {
   for (const c of children) if (c.exitCode === null) c.kill();
   cleanupAll();
+  removeSharedIfNew(portmapShared);
 });
 
 const SERVER = `require('node:net').createServer((c) => c.end('pong\\n')).listen(Number(process.argv[1]), '0.0.0.0', () => console.log('ready'))`;

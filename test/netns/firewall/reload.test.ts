@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { tryRun } from '../../helpers/netns.ts';
+import { removeSharedIfNew, snapshotShared } from '../../helpers/portmap-shared.ts';
 import { BIN_DIR, binPath } from '../../helpers/plugin.ts';
 import { removeLeftoverRules, sameAsBefore, snapshotFirewall } from './helpers.ts';
 
@@ -30,8 +31,9 @@ const allNets = [...netsOf('iptables'), ...netsOf('nftables')];
 const allPods = [...podsOf('iptables'), ...podsOf('nftables')];
 const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', NETCONFPATH: join(dir, 'net.d'), CNI_PATH: BIN_DIR, CNI_CACHE_DIR: join(dir, 'cache'), TSCNI_STATE_DIR: join(dir, 'state') };
 const before = snapshotFirewall();
-// Shared nft scaffolding portmap and masquerade keep (as the reference does): removed at the end only if this file made it.
-const SHARED_NFT = ['tscni_portmap', 'cni_plugins_masquerade'];
+// Shared scaffolding portmap (chains, nft table) and masquerade (nft table) keep (as the reference does): removed at the end only if this file made it.
+const SHARED_NFT = ['cni_plugins_masquerade'];
+const portmapShared = snapshotShared();
 const sharedBefore = SHARED_NFT.filter((t) => tryRun(['nft', 'list', 'table', 'inet', t]).code === 0);
 
 const tscni = (...args: string[]) => {
@@ -44,6 +46,7 @@ afterAll(() => {
   for (const p of allPods) if (tryRun(['ip', 'netns', 'list']).stdout.includes(p)) tscni('down', p);
   for (const p of allPods) tryRun(['ip', 'netns', 'del', p]);
   removeLeftoverRules();
+  removeSharedIfNew(portmapShared);
   for (const t of SHARED_NFT) if (!sharedBefore.includes(t)) tryRun(['nft', 'delete', 'table', 'inet', t]);
   for (const n of allNets) tryRun(['ip', 'link', 'del', n.bridge]);
   rmSync(dir, { recursive: true, force: true });

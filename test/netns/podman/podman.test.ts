@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tryRun } from '../../helpers/netns.ts';
+import { removeSharedIfNew, snapshotShared } from '../../helpers/portmap-shared.ts';
 import { BIN_DIR, binPath } from '../../helpers/plugin.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tscni-fpod-'));
@@ -32,6 +33,8 @@ const netDir = join(dir, 'net.d');
 const IMAGE = 'localhost/tscni-fbusybox';
 const id = randomBytes(2).toString('hex');
 const nets: string[] = [];
+// portmap's shared chains stay after the last pod, as the reference's do: removed at the end only if this file made them.
+const portmapShared = snapshotShared();
 const env = { ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf') };
 let portBase = 33000 + Math.floor(Math.random() * 400) * 2;
 
@@ -105,6 +108,7 @@ afterAll(() => {
     rmSync(join('/var/lib/cni/networks', n), { recursive: true, force: true });
   }
   podman('rmi', '-a', '-f');
+  removeSharedIfNew(portmapShared);
   rmSync(dir, { recursive: true, force: true });
 }, 120_000);
 

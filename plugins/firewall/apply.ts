@@ -6,16 +6,14 @@
  */
 import { run } from '../../lib/exec.ts';
 import type { Family } from '../../lib/ip/prefix.ts';
+import { IPTABLES } from '../../lib/firewall/iptables-restore.ts';
 import { hasCommand } from '../../lib/firewall/masquerade.ts';
 import type { IngressPolicy } from './config.ts';
 import { forFamily, missingRules, parseFilterListing, renderEnsure, renderTeardown, type AttachmentRules, type FilterListing } from './iptables.ts';
 import { NFT_TABLE, nftMissing, parseNftListing, renderNftApply, type NftAttachment } from './nftables.ts';
 import type { FirewallRecord } from './state.ts';
 
-const IPT: Record<Family, { main: string; restore: string }> = {
-  4: { main: 'iptables', restore: 'iptables-restore' },
-  6: { main: 'ip6tables', restore: 'ip6tables-restore' },
-};
+const IPT = IPTABLES;
 
 export const toRules = (r: FirewallRecord): AttachmentRules => ({ admin: r.adminChain, prefixes: r.prefixes, bridge: r.bridge, policy: r.policy });
 const familiesOf = (recs: readonly FirewallRecord[]): Family[] =>

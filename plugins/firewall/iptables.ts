@@ -3,7 +3,9 @@
  * reference lays it out (plugins/meta/firewall/iptables.go and
  * ingresspolicy.go), so a node can switch implementations with pods running.
  * Pure: rules as data, a parser for `iptables -S`, and planners that turn
- * "what is there" + "what we want" into one iptables-restore batch.
+ * "what is there" + "what we want" into one iptables-restore batch (quoting
+ * and word splitting from lib/firewall/iptables-restore.ts; inserts carry a
+ * position here, which its RestoreOp does not).
  *
  *   filter FORWARD
  *     1 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j CNI-ISOLATION-STAGE-1
@@ -25,7 +27,7 @@
  * last attachment leaves, and the chains (and their jumps) once they hold
  * nothing but their fixed RETURN / admin jump.
  */
-import { splitRuleWords } from '../../lib/firewall/masquerade-iptables.ts';
+import { restoreArg, splitRuleWords } from '../../lib/firewall/iptables-restore.ts';
 import { familyOf, type Family } from '../../lib/ip/prefix.ts';
 import type { IngressPolicy } from './config.ts';
 
@@ -109,10 +111,6 @@ export function parseFilterListing(text: string): FilterListing {
 const key = (args: readonly string[]) => args.join('\u0000');
 const indexOfRule = (list: readonly string[][], args: readonly string[]) => list.findIndex((r) => key(r) === key(args));
 
-/** One argument of an iptables-restore line: quoted when it has blanks or quotes. */
-export function restoreArg(s: string): string {
-  return /^[^\s"'\\]+$/.test(s) ? s : `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-}
 const line = (op: string, chain: string, args: readonly string[], pos?: number) => [op, chain, ...(pos ? [String(pos)] : []), ...args.map(restoreArg)].join(' ');
 
 function clone(l: FilterListing): FilterListing {

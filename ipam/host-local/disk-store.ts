@@ -5,10 +5,9 @@
  *   <dataDir>/<network>/
  *     <ip>                  "<containerID>\r\n<ifname>" (older versions: "<containerID>")
  *     last_reserved_ip.<n>  the last address handed out from range set n
- *     lock                  the reference's flock file (created, never locked by us)
+ *     lock                  the reference's flock file: both implementations lock it
  *   and our own files, which the reference ignores (their names are not IPs and
  *   their content never equals "<id>\r\n<ifname>" or "<id>"):
- *     .tscni-lock           our lock (see file-lock.ts)
  *     .tscni-idx-<xx>       attachment index, 256 buckets by hash of the
  *                           attachment: lines "<ip> <id> <ifname>" ("<ip> <id>"
  *                           for id-only records)
@@ -57,7 +56,7 @@ import {
 import { join } from 'node:path';
 import { formatIp, parseIp, type Ip } from '../../lib/ip/cidr.ts';
 import { ownerContent, ownerIsValid, parseOwner, type Owner, type Store } from './allocator.ts';
-import { FileLock, lockTempPid, processStartTime } from '../../lib/file-lock.ts';
+import { FileLock } from '../../lib/file-lock.ts';
 
 export const LAST_IP_PREFIX = 'last_reserved_ip.';
 export const REFERENCE_LOCK = 'lock';
@@ -65,6 +64,8 @@ export const INDEX_MARKER = '.tscni-index';
 export const BUCKET_PREFIX = '.tscni-idx-';
 export const TMP_PREFIX = '.tscni-tmp-';
 const LOCK_TMP_PREFIX = '.tscni-tmp-lock-';
+/** Lock files of versions before the flock(2) lock; GC removes them. */
+const LEGACY_LOCK_FILES = ['.tscni-lock', '.tscni-lock-steal'];
 /** An empty or garbled reservation younger than this may be a reference ADD between create and write. */
 export const RECLAIM_AGE_MS = 5_000;
 
@@ -207,7 +208,7 @@ export class DiskStore implements Store {
   constructor(dataDir: string, network: string, setCount: number) {
     this.dir = join(dataDir, network);
     this.setCount = setCount;
-    this.lock = new FileLock(this.dir);
+    this.lock = new FileLock(join(this.dir, REFERENCE_LOCK));
   }
 
   exists(): boolean {
@@ -427,12 +428,8 @@ export class DiskStore implements Store {
   /** Temp files of writers holding the lock are stale whenever we hold it; lock temps only when old. */
   private removeStaleTemp(name: string): void {
     try {
-      if (name.startsWith(LOCK_TMP_PREFIX)) {
-        // Written without the lock by a process trying to take it: stale only once its writer is dead or it is old.
-        const pid = lockTempPid(name);
-        const alive = pid !== undefined && processStartTime(pid) !== undefined;
-        if (alive && Date.now() - lstatSync(this.path(name)).mtimeMs < RECLAIM_AGE_MS) return;
-      }
+      // Lock temps and the lock file of older versions (pid-file locks) are never written now: stale once old.
+      if (name.startsWith(LOCK_TMP_PREFIX) && Date.now() - lstatSync(this.path(name)).mtimeMs < RECLAIM_AGE_MS) return;
       tryUnlink(this.path(name));
     } catch (e) {
       if (errCode(e) !== 'ENOENT') throw e;
@@ -624,6 +621,11 @@ export class DiskStore implements Store {
       try {
         if (name.startsWith(TMP_PREFIX)) {
           this.removeStaleTemp(name);
+          continue;
+        }
+        // The pid-file lock of older versions: nothing takes it any more (we flock `lock`).
+        if (LEGACY_LOCK_FILES.includes(name)) {
+          tryUnlink(this.path(name));
           continue;
         }
         // lock, last_reserved_ip.*, our lock/marker/buckets and foreign files are not reservations.

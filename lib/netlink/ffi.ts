@@ -14,6 +14,7 @@ interface LibcSymbols {
   setsockopt(fd: number, level: number, name: number, val: Uint8Array, len: number): number;
   setns(fd: number, nstype: number): number;
   close(fd: number): number;
+  flock(fd: number, op: number): number;
   __errno_location(): unknown;
   strerror(errnum: number): { toString(): string };
 }
@@ -39,6 +40,7 @@ function load(): Libc {
     setsockopt: { args: ['i32', 'i32', 'i32', 'ptr', 'u32'], returns: 'i32' },
     setns: { args: ['i32', 'i32'], returns: 'i32' },
     close: { args: ['i32'], returns: 'i32' },
+    flock: { args: ['i32', 'i32'], returns: 'i32' },
     __errno_location: { args: [], returns: 'ptr' },
     strerror: { args: ['i32'], returns: 'cstring' },
   });
@@ -141,3 +143,29 @@ export function setNetns(fd: number, what: string): void {
 export function closeFd(fd: number): void {
   load().sym.close(fd);
 }
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const LOCK_UN = 8;
+const EWOULDBLOCK = 11;
+const EINTR = 4;
+
+/** flock(2) LOCK_EX|LOCK_NB on an open file: true when taken, false while another open file description holds it. */
+export function tryFlockExclusive(fd: number, what: string): boolean {
+  const l = load();
+  for (;;) {
+    if (l.sym.flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+    const errno = l.readErrno();
+    if (errno === EWOULDBLOCK) return false;
+    if (errno === EINTR) continue;
+    throw new OsError(errno, `flock(${what}): ${l.sym.strerror(errno).toString()}`);
+  }
+}
+
+/** flock(2) LOCK_UN. */
+export function unflock(fd: number): void {
+  load().sym.flock(fd, LOCK_UN);
+}
+
+/** Is the FFI boundary usable here (the Bun runtime)? */
+export const ffiAvailable = (): boolean => Boolean(process.versions.bun);

@@ -2,7 +2,7 @@
  * What portmap remembers on disk (the reference remembers nothing, which is
  * why its DEL without portMappings leaks and why it cannot see conflicts):
  *
- *   <stateDir>/.tscni-lock                         serialises index updates (lib/file-lock.ts)
+ *   <stateDir>/lock                                flock(2)ed to serialise index updates (lib/file-lock.ts)
  *   <stateDir>/attachments/<net>/<cid>~<ifname>    the attachment's record: what ADD programmed
  *                                                  (ifname URI-encoded; older state: <cid>_<ifname>)
  *   <stateDir>/ports/<proto>_<port>/<key>+<holder> who holds a host port; key = host IP,
@@ -155,7 +155,7 @@ export class PortmapState {
   constructor(dir: string) {
     this.dir = dir;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    this.lock = new FileLock(dir);
+    this.lock = new FileLock(join(dir, 'lock'));
   }
 
   /** Run `fn` holding the lock. */

@@ -3,7 +3,9 @@
  *
  *   "ipam": {
  *     "type": "etcd-subnet",
- *     "etcd": { "endpoints": ["https://10.0.0.1:2379"], "caFile": "...", "certFile": "...", "keyFile": "...", "prefix": "/tscni/overlay" },
+ *     "etcd": { "endpoints": ["https://10.0.0.1:2379"], "caFile": "...", "certFile": "...", "keyFile": "...",
+ *               "serverName": "etcd.example",  // required with an IP endpoint over TLS
+ *               "prefix": "/tscni/overlay" },
  *     "clusterCIDR": "10.252.192.0/18",   // every host's pod subnet is leased out of this
  *     "subnetLen": 24,                     // prefix length of one host's subnet
  *     "hostId": "node-a",                  // default: the machine's hostname
@@ -13,6 +15,7 @@
  *     "routes": [{ "dst": "0.0.0.0/0" }]   // in addition to the cluster CIDR route
  *   }
  */
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import type { NetConf, Route } from '../../lib/cni/types.ts';
@@ -29,6 +32,8 @@ export interface EtcdConfig {
   caFile?: string;
   certFile?: string;
   keyFile?: string;
+  /** The name the server certificate is checked against (TLS to an IP endpoint: Bun refuses an IP as TLS server name). */
+  serverName?: string;
   /** Key prefix of this network's records, without a trailing slash. */
   prefix: string;
 }
@@ -88,9 +93,15 @@ function parseEtcd(raw: unknown, network: string): EtcdConfig {
   const keyFile = optString(raw, 'keyFile', 'ipam.etcd.keyFile');
   if ((certFile === undefined) !== (keyFile === undefined)) throw bad('ipam.etcd', 'certFile and keyFile go together');
   if ((caFile || certFile) && endpoints.some((e) => e.startsWith('http:'))) throw bad('ipam.etcd.endpoints', 'TLS files are set: endpoints must be https://');
+  const serverName = optString(raw, 'serverName', 'ipam.etcd.serverName');
+  if (serverName !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(serverName)) throw bad('ipam.etcd.serverName', `must be a DNS name, got "${serverName}"`);
+  const ipHttps = endpoints.find((e) => e.startsWith('https:') && isIP(new URL(e).hostname.replace(/^\[|\]$/g, '')) !== 0);
+  if (ipHttps && serverName === undefined) {
+    throw bad('ipam.etcd.serverName', `is required for the TLS endpoint ${ipHttps}: name a DNS name of the etcd server certificate (TLS cannot use an IP address as server name here)`);
+  }
   const base = (optString(raw, 'prefix', 'ipam.etcd.prefix') ?? DEFAULT_PREFIX).replace(/\/+$/, '');
   if (!base.startsWith('/')) throw bad('ipam.etcd.prefix', `must start with "/", got "${base}"`);
-  return { endpoints, ...(caFile ? { caFile } : {}), ...(certFile ? { certFile } : {}), ...(keyFile ? { keyFile } : {}), prefix: `${base}/${network}` };
+  return { endpoints, ...(caFile ? { caFile } : {}), ...(certFile ? { certFile } : {}), ...(keyFile ? { keyFile } : {}), ...(serverName ? { serverName } : {}), prefix: `${base}/${network}` };
 }
 
 function parseRoutes(raw: unknown): Route[] {

@@ -70,6 +70,7 @@ export async function openEtcd(cfg: EtcdConfig, dialTimeoutMs = 2_000): Promise<
     hosts: cfg.endpoints,
     dialTimeout: dialTimeoutMs,
     ...(credentials ? { credentials } : {}),
+    ...(cfg.serverName ? { grpcOptions: { 'grpc.ssl_target_name_override': cfg.serverName } } : {}),
     // With several endpoints a failed call moves on to the next one, once each.
     faultHandling: { host: () => noop, global: cfg.endpoints.length > 1 ? retry(handleWhen(isRecoverableError), { maxAttempts: cfg.endpoints.length - 1 }) : noop },
   });

@@ -12,11 +12,11 @@
  * for the same subnet again and lets the vxlan plugin and the agent find the
  * subnet and the etcd settings without their own config.
  */
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
-import { FileLock } from '../../lib/file-lock.ts';
+import { processStartTime } from '../../lib/file-lock.ts';
 import { readJsonOr, writeFileAtomic } from '../../lib/fs.ts';
 import { parseCidr, type Cidr } from '../../lib/ip/cidr.ts';
 import { logDebug, logWarn } from '../../lib/log.ts';
@@ -126,16 +126,69 @@ async function grantLease(client: Etcd3, ttl: number): Promise<string> {
 /**
  * This host's subnet: the saved one when etcd still holds it for us (renewed
  * once), else the saved one again if it is free, else a free one. Runs under
- * a host-wide lock so two ADDs on one host never take two subnets.
+ * a per-network lock on this host so two ADDs never take two subnets.
  */
 export async function ensureSubnet(client: Etcd3, cfg: EtcdSubnetConfig): Promise<LeaseState> {
   mkdirSync(cfg.dataDir, { recursive: true, mode: 0o755 });
-  const lock = new FileLock(cfg.dataDir);
-  lock.acquire();
+  return withLeaseLock(join(cfg.dataDir, `${cfg.network}.lease.lock`), () => ensureSubnetLocked(client, cfg));
+}
+
+const LOCK_WAIT_MS = 30_000;
+/** A lock file that stays empty this long lost its creator between create and write. */
+const EMPTY_LOCK_STALE_MS = 5_000;
+
+function lockHolderGone(path: string, content: string): boolean {
+  const m = /^(\d+) (\d+)$/.exec(content.trim());
+  if (m) return processStartTime(Number(m[1])) !== m[2];
   try {
-    return await ensureSubnetLocked(client, cfg);
+    return Date.now() - statSync(path).mtimeMs > EMPTY_LOCK_STALE_MS;
+  } catch {
+    return false; // gone already: the next create decides
+  }
+}
+
+/**
+ * Run `fn` holding this host's lease lock: an exclusively created file with
+ * "<pid> <start time>", removed when the holder dies (checked by the next
+ * waiter). Cross-host uniqueness never rests on it (the etcd transaction
+ * decides); it only keeps two ADDs on one host from taking two subnets.
+ */
+export async function withLeaseLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
+  const me = `${process.pid} ${processStartTime(process.pid) ?? '0'}`;
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      const fd = openSync(path, 'wx', 0o600);
+      try {
+        writeSync(fd, me);
+      } finally {
+        closeSync(fd);
+      }
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let held = '';
+    try {
+      held = readFileSync(path, 'utf8');
+    } catch {
+      continue; // released meanwhile
+    }
+    if (lockHolderGone(path, held)) {
+      rmSync(path, { force: true });
+      continue;
+    }
+    if (Date.now() > deadline) throw new CniError(ErrorCode.TryAgainLater, `timed out after ${LOCK_WAIT_MS} ms waiting for ${path}`, `held by ${held.trim()}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  try {
+    return await fn();
   } finally {
-    lock.release();
+    try {
+      if (readFileSync(path, 'utf8') === me) rmSync(path, { force: true });
+    } catch {
+      // Gone: nothing to release.
+    }
   }
 }
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { binPath, BIN_DIR, callPlugin, callPluginOk } from '../../helpers/plugin.ts';
-import { startEtcd, type TestEtcd } from './etcd.ts';
+import { makeTestPki, startEtcd, type TestEtcd } from './etcd.ts';
 
 let etcd: TestEtcd;
 let client: Etcd3;
@@ -152,5 +152,39 @@ describe('etcd-subnet', () => {
     expect(bad.json).toMatchObject({ code: 7, msg: expect.stringContaining('ipam.subnetLen') });
     const noEtcd = call('ADD', { ...conf('to-b', dataDir()), ipam: { type: 'etcd-subnet', clusterCIDR: '10.252.192.0/22' } });
     expect(noEtcd.json).toMatchObject({ code: 7, msg: expect.stringContaining('ipam.etcd') });
+  });
+});
+
+describe('etcd-subnet over TLS (client certificates required)', () => {
+  let tlsEtcd: TestEtcd | undefined;
+  let pki: ReturnType<typeof makeTestPki>;
+  beforeAll(async () => {
+    const dir = dataDir();
+    pki = makeTestPki(dir);
+    tlsEtcd = await startEtcd({ tls: { ca: pki.ca, cert: pki.serverCert, key: pki.serverKey, clientCert: pki.clientCert, clientKey: pki.clientKey } });
+  });
+  afterAll(async () => {
+    await tlsEtcd?.stop();
+  });
+
+  it('caFile/certFile/keyFile/serverName from the config: the lease is taken; without the client certificate etcd refuses', () => {
+    const url = (tlsEtcd as TestEtcd).url;
+    expect(url.startsWith('https://127.0.0.1:')).toBe(true);
+    const base = conf('to-tls', dataDir(), {}, url) as { ipam: { etcd: Record<string, unknown> } };
+    base.ipam.etcd = { ...base.ipam.etcd, caFile: pki.ca, certFile: pki.clientCert, keyFile: pki.clientKey, serverName: 'etcd.tscni-o.test' };
+    const ok = callOk('ADD', base).json as { ips: Array<{ address: string }> };
+    expect(ok.ips[0]?.address).toMatch(/^10\.252\.19[2-5]\.2\/24$/);
+
+    const noCert = conf('to-tls2', dataDir(), {}, url) as { ipam: { etcd: Record<string, unknown> } };
+    noCert.ipam.etcd = { ...noCert.ipam.etcd, caFile: pki.ca, serverName: 'etcd.tscni-o.test' };
+    const refused = call('ADD', noCert);
+    expect(refused.code).not.toBe(0);
+    expect((refused.json as { msg: string }).msg).toContain(url);
+  });
+
+  it('a TLS file that cannot be read is a config error (code 7) naming the key', () => {
+    const bad = conf('to-tls3', dataDir(), {}, (tlsEtcd as TestEtcd).url) as { ipam: { etcd: Record<string, unknown> } };
+    bad.ipam.etcd = { ...bad.ipam.etcd, caFile: '/nonexistent/ca.pem', serverName: 'etcd.tscni-o.test' };
+    expect(call('ADD', bad).json).toMatchObject({ code: 7, msg: expect.stringContaining('ipam.etcd.caFile') });
   });
 });

@@ -4,7 +4,7 @@
  * address inside a namespace), stopped by pid and its data dir removed.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +21,38 @@ export interface TestEtcd {
   stop(): Promise<void>;
 }
 
+/** Server TLS for etcd: clients must present a certificate signed by `ca`. */
+export interface EtcdTls {
+  ca: string;
+  cert: string;
+  key: string;
+  /** A client certificate for the health probe. */
+  clientCert: string;
+  clientKey: string;
+}
+
+/**
+ * A throwaway CA with a server certificate for 127.0.0.1 and a client
+ * certificate, in `dir` (openssl; EC keys, one day).
+ */
+export function makeTestPki(dir: string): { ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string } {
+  const f = (n: string) => join(dir, n);
+  const ossl = (...args: string[]) => {
+    const r = spawnSync('openssl', args, { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
+  };
+  ossl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=tscni-o test CA', '-keyout', f('ca.key'), '-out', f('ca.pem'));
+  for (const [name, ext] of [
+    ['server', 'subjectAltName=DNS:etcd.tscni-o.test,IP:127.0.0.1\nextendedKeyUsage=serverAuth'],
+    ['client', 'extendedKeyUsage=clientAuth'],
+  ] as const) {
+    ossl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=tscni-o ${name}`, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`));
+    writeFileSync(f(`${name}.ext`), `${ext}\n`);
+    ossl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '1', '-extfile', f(`${name}.ext`), '-out', f(`${name}.pem`));
+  }
+  return { ca: f('ca.pem'), serverCert: f('server.pem'), serverKey: f('server.key'), clientCert: f('client.pem'), clientKey: f('client.key') };
+}
+
 /** A TCP port nobody listens on at this moment. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -34,10 +66,11 @@ export function freePort(): Promise<number> {
 }
 
 /** Whether etcd answers /health, asked from inside `netns` (python3's urllib there) or from here. */
-async function healthy(url: string, netns: string | undefined): Promise<boolean> {
-  if (netns) {
-    const code = `import urllib.request,json;print(json.load(urllib.request.urlopen('${url}/health',timeout=0.5))['health'])`;
-    const r = spawnSync('ip', ['netns', 'exec', netns, 'python3', '-c', code], { encoding: 'utf8' });
+async function healthy(url: string, netns: string | undefined, tls?: EtcdTls): Promise<boolean> {
+  if (netns || tls) {
+    const ctx = tls ? `ctx=ssl.create_default_context(cafile='${tls.ca}');ctx.load_cert_chain('${tls.clientCert}','${tls.clientKey}')` : 'ctx=None';
+    const code = `import urllib.request,json,ssl;${ctx};print(json.load(urllib.request.urlopen('${url}/health',timeout=0.5,context=ctx))['health'])`;
+    const r = spawnSync(netns ? 'ip' : 'python3', netns ? ['netns', 'exec', netns, 'python3', '-c', code] : ['-c', code], { encoding: 'utf8' });
     return r.status === 0 && r.stdout.trim() === 'true';
   }
   try {
@@ -48,11 +81,11 @@ async function healthy(url: string, netns: string | undefined): Promise<boolean>
   }
 }
 
-async function waitHealthy(url: string, netns: string | undefined, child: ChildProcess, stderr: () => string): Promise<void> {
+async function waitHealthy(url: string, netns: string | undefined, tls: EtcdTls | undefined, child: ChildProcess, stderr: () => string): Promise<void> {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`etcd exited (${child.exitCode}): ${stderr().slice(-2000)}`);
-    if (await healthy(url, netns)) return;
+    if (await healthy(url, netns, tls)) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`etcd at ${url} not healthy in 15 s: ${stderr().slice(-2000)}`);
@@ -62,12 +95,13 @@ async function waitHealthy(url: string, netns: string | undefined, child: ChildP
  * Start etcd. `netns` runs it inside that named namespace (`ip netns exec`) on
  * `host`; the default is 127.0.0.1 in the test's own namespace.
  */
-export async function startEtcd(opts: { netns?: string; host?: string } = {}): Promise<TestEtcd> {
+export async function startEtcd(opts: { netns?: string; host?: string; tls?: EtcdTls } = {}): Promise<TestEtcd> {
   const host = opts.host ?? '127.0.0.1';
+  const scheme = opts.tls ? 'https' : 'http';
   const clientPort = opts.netns ? 2379 : await freePort();
   const peerPort = opts.netns ? 2380 : await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'tscni-o-etcd-'));
-  const url = `http://${host}:${clientPort}`;
+  const url = `${scheme}://${host}:${clientPort}`;
   const peer = `http://${host}:${peerPort}`;
   const argv = [
     'etcd',
@@ -79,6 +113,7 @@ export async function startEtcd(opts: { netns?: string; host?: string } = {}): P
     '--initial-advertise-peer-urls', peer,
     '--initial-cluster', `tscni-o=${peer}`,
     '--log-level', 'error',
+    ...(opts.tls ? ['--cert-file', opts.tls.cert, '--key-file', opts.tls.key, '--trusted-ca-file', opts.tls.ca, '--client-cert-auth'] : []),
   ];
   let child: ChildProcess | undefined;
   let err = '';
@@ -91,7 +126,7 @@ export async function startEtcd(opts: { netns?: string; host?: string } = {}): P
     });
     child = c;
     try {
-      await waitHealthy(url, opts.netns, c, () => err);
+      await waitHealthy(url, opts.netns, opts.tls, c, () => err);
     } catch (e) {
       if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); // never leave it behind
       throw e;

@@ -25,6 +25,8 @@ describe('etcd-subnet config', () => {
   it('TLS files and https endpoints', () => {
     const c = parseEtcdSubnetConfig(netConf({ etcd: { endpoints: ['https://e1:2379/', 'https://e2:2379'], caFile: '/ca', certFile: '/c', keyFile: '/k', prefix: '/p/' }, clusterCIDR: '10.0.0.0/16' }));
     expect(c.etcd).toEqual({ endpoints: ['https://e1:2379', 'https://e2:2379'], caFile: '/ca', certFile: '/c', keyFile: '/k', prefix: '/p/ov' });
+    const ip = parseEtcdSubnetConfig(netConf({ etcd: { endpoints: ['https://10.0.0.5:2379'], caFile: '/ca', serverName: 'etcd.example' }, clusterCIDR: '10.0.0.0/16' }));
+    expect(ip.etcd.serverName).toBe('etcd.example');
   });
 
   it.each([
@@ -33,6 +35,8 @@ describe('etcd-subnet config', () => {
     [{ etcd: { endpoints: ['127.0.0.1:2379'] }, clusterCIDR: '10.0.0.0/16' }, 'ipam.etcd.endpoints[0]'],
     [{ etcd: { endpoints: ['http://e:2379'], caFile: '/ca' }, clusterCIDR: '10.0.0.0/16' }, 'must be https'],
     [{ etcd: { endpoints: ['https://e:2379'], certFile: '/c' }, clusterCIDR: '10.0.0.0/16' }, 'certFile and keyFile'],
+    [{ etcd: { endpoints: ['https://10.0.0.5:2379'], caFile: '/ca' }, clusterCIDR: '10.0.0.0/16' }, 'ipam.etcd.serverName: is required for the TLS endpoint https://10.0.0.5:2379'],
+    [{ etcd: { endpoints: ['https://e:2379'], serverName: 'a b' }, clusterCIDR: '10.0.0.0/16' }, 'ipam.etcd.serverName'],
     [{ etcd: ETCD }, 'ipam.clusterCIDR: is required'],
     [{ etcd: ETCD, clusterCIDR: 'fd00::/64' }, 'IPv4'],
     [{ etcd: ETCD, clusterCIDR: '10.0.0.1/16' }, 'host bits'],

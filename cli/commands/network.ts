@@ -13,13 +13,13 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { writeFileAtomic } from '../../lib/fs.ts';
 import { addToIp, cidrContains, compareIp, prevIp, formatCidr, formatIp, lastAddress, networkAddress, nextIp, parseCidr, parseIp, type Cidr } from '../../lib/ip/cidr.ts';
 import { confFiles, loadNetworkConf, type JsonObject } from '../../lib/libcni/conf.ts';
 import { withRtnl } from '../../lib/netlink/rtnl.ts';
 import { PLUGIN_NAMES } from '../../plugins/registry.ts';
-import { dnsDirFor, readRecords, stopServer } from '../../plugins/dns/state.ts';
+import { dnsDirFor, lockPath, readRecords, stopServer } from '../../plugins/dns/state.ts';
 import { UsageError, type CliContext } from '../context.ts';
 import { listPods } from '../pods.ts';
 import { podDetach } from './pods.ts';
@@ -408,7 +408,7 @@ export async function networkRm(ctx: CliContext, name: string, force: boolean): 
     rmSync(dnsDir, { recursive: true, force: true });
     out.removed.push(dnsDir);
   }
-  rmSync(join(dirname(dnsDir), '.locks', name), { recursive: true, force: true });
+  rmSync(lockPath(dnsDir), { force: true });
   const ipamDir = join(ctx.env.TSCNI_IPAM_DIR || '/var/lib/cni/networks', name);
   if (existsSync(ipamDir)) {
     rmSync(ipamDir, { recursive: true, force: true });

@@ -7,7 +7,8 @@
  *          name server runs; result = prevResult + dns {nameservers: gateways}
  *   DEL    remove exactly that record; with the last one, stop the server and
  *          remove the network's directory (under the network's lock, as ADD)
- *   CHECK  the record exists and the server runs (restarted if it was killed)
+ *   CHECK  the record exists, the server runs (restarted if it was killed) and
+ *          answers the pod's name with prevResult's addresses
  *   GC     drop records of attachments not in cni.dev/valid-attachments
  *
  * The pod's name: K8S_POD_NAME from CNI_ARGS (what containerd, CRI-O, podman
@@ -150,18 +151,57 @@ async function del(args: CmdArgs): Promise<void> {
   });
 }
 
+/** Ask the server at `server`:53 (UDP) for `name`; the addresses of type `type` in the answer. */
+async function queryServer(server: string, name: string, type: 'A' | 'AAAA'): Promise<string[]> {
+  const { default: dnsPacket } = await import('dns-packet');
+  const dgram = process.getBuiltinModule('node:dgram') as typeof import('node:dgram');
+  const q = dnsPacket.encode({ type: 'query', id: (Math.random() * 65535) | 0, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name, class: 'IN' }] });
+  return new Promise((resolve, reject) => {
+    const sock = dgram.createSocket(server.includes(':') ? 'udp6' : 'udp4');
+    const timer = setTimeout(() => {
+      sock.close();
+      reject(new CniError(ErrorCode.Internal, `dnsname: the name server at ${server} did not answer for ${name}`));
+    }, 2000);
+    sock.on('message', (m) => {
+      clearTimeout(timer);
+      sock.close();
+      const answers = (dnsPacket.decode(m).answers ?? []) as { type: string; data: unknown }[];
+      resolve(answers.filter((a) => a.type === type).map((a) => String(a.data)));
+    });
+    sock.on('error', (e) => {
+      clearTimeout(timer);
+      sock.close();
+      reject(new CniError(ErrorCode.Internal, `dnsname: query to ${server}: ${e.message}`));
+    });
+    sock.send(q, 53, server);
+  });
+}
+
 async function check(args: CmdArgs): Promise<void> {
   const conf = parseDnsConf(args.config);
   const dir = dnsDirFor(args.env, conf.network);
-  if (!readRecords(dir).some((r) => r.containerId === args.containerId && r.ifName === args.ifName)) {
-    throw new CniError(ErrorCode.Internal, `dnsname: no name record for ${args.containerId}/${args.ifName} on ${conf.network}`);
-  }
+  const record = readRecords(dir).find((r) => r.containerId === args.containerId && r.ifName === args.ifName);
+  if (!record) throw new CniError(ErrorCode.Internal, `dnsname: no name record for ${args.containerId}/${args.ifName} on ${conf.network}`);
   const lock = networkLock(dir);
   lock.acquire();
   try {
     await ensureServer(dir, conf.network, args.env);
   } finally {
     lock.release();
+  }
+  // The name must resolve, through the server, to the addresses the runtime has for the pod.
+  const prev = args.config.prevResult;
+  const expected = (prev?.ips ?? []).map((i) => i.address.replace(/\/\d+$/, ''));
+  const gateway = prev ? gatewaysOf(prev)[0] : readNetworkInfo(dir)?.gateways[0];
+  if (!gateway || expected.length === 0) return;
+  const name = conf.domainName ? `${record.name}.${conf.domainName}` : record.name;
+  for (const type of ['A', 'AAAA'] as const) {
+    const want = expected.filter((ip) => (type === 'A') !== ip.includes(':')).sort();
+    if (want.length === 0) continue;
+    const got = (await queryServer(gateway, name, type)).sort();
+    if (got.join() !== want.join()) {
+      throw new CniError(ErrorCode.Internal, `dnsname: ${name} resolves to ${got.join(', ') || 'nothing'} (${type}), expected ${want.join(', ')}`);
+    }
   }
 }
 

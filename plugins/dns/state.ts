@@ -164,13 +164,18 @@ export function stopServer(dir: string, network: string): void {
 }
 
 /**
- * The network's lock (outside its directory, which the last DEL removes):
+ * The network's lock, a file outside its directory (which the last DEL removes):
  * ADD's record + server start and DEL's record removal + cleanup never interleave.
  */
 export function networkLock(dir: string): FileLock {
-  const lockDir = join(dirname(dir), '.locks', basename(dir));
-  mkdirSync(lockDir, { recursive: true, mode: 0o755 });
-  return new FileLock(lockDir);
+  const path = lockPath(dir);
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  return new FileLock(path);
+}
+
+/** `<base>/.locks/<network>.lock` (flock(2) on it: released with its holder, even by kill -9). */
+export function lockPath(dir: string): string {
+  return join(dirname(dir), '.locks', `${basename(dir)}.lock`);
 }
 
 /** With the last record gone: stop the server and remove the network's directory (nothing stale is left for a network of the same name). */

@@ -5,11 +5,12 @@
  * queries to the network's name server).
  */
 import dnsPacket from 'dns-packet';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { containerIdForNetns } from '../../../cli/context.ts';
 import { PLUGIN_NAMES } from '../../../plugins/registry.ts';
 import { createNetns, removeAllNetns, sh } from '../../helpers/netns.ts';
 import { binPath } from '../../helpers/plugin.ts';
@@ -195,6 +196,14 @@ describe('names', () => {
     expect(alive(serverPid(e, n.name) as number)).toBe(true);
     expect(resolveIn(e, p3, p1)).toEqual([ip1]);
     expect(serverPids(n.name)).toHaveLength(1);
+    // CHECK asks the server: a record that no longer matches the pod's addresses fails it.
+    const p1ns = cached.find((p) => p.name === p1)?.netns as string;
+    const recFile = join(e.stateDir, 'dns', n.name, 'records', readdirSync(join(e.stateDir, 'dns', n.name, 'records')).find((f) => f.startsWith(containerIdForNetns(p1ns))) as string);
+    const rec = JSON.parse(readFileSync(recFile, 'utf8')) as { ips: string[] };
+    writeFileSync(recFile, JSON.stringify({ ...rec, ips: ['10.246.250.251'] }));
+    const bad = tscni(e, ['check', n.name, p1ns]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain(`${p1}.dns.podman resolves to 10.246.250.251 (A), expected ${ip1}`);
   });
 
   it('the server stops with the last pod; rm refuses while pods are attached, --force detaches and removes everything; a recreated network has no old names', async () => {
@@ -219,6 +228,7 @@ describe('names', () => {
     expect(existsSync(join(e.netDir, `${n.name}.conflist`))).toBe(false);
     expect(existsSync(`/sys/class/net/${bridge}`)).toBe(false);
     expect(existsSync(join(e.stateDir, 'dns', n.name))).toBe(false);
+    expect(existsSync(join(e.stateDir, 'dns', '.locks', `${n.name}.lock`))).toBe(false);
     await waitFor('the server to stop', () => !alive(pid2));
     const ps = JSON.parse(tscniOk(e, ['ps', '--json']).stdout) as { name: string; attachments: unknown[] }[];
     expect(ps.find((p) => p.name === p1)?.attachments).toEqual([]);

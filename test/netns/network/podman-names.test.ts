@@ -84,7 +84,7 @@ afterAll(() => {
       }
     }
     rmSync(join('/run/tscni/dns', n), { recursive: true, force: true });
-    rmSync(join('/run/tscni/dns', '.locks', n), { recursive: true, force: true });
+    rmSync(join('/run/tscni/dns', '.locks', `${n}.lock`), { force: true });
   }
   podman('rmi', '-a', '-f');
   rmSync(dir, { recursive: true, force: true });

@@ -2,8 +2,9 @@
  * The overlay keeper, `tscni overlay agent`: one long-running process per
  * host and network. It renews the host's etcd lease (every TTL/3), follows a
  * watch on the network's subnets and reconciles the VXLAN device's routes,
- * ARP and FDB entries on every change (and every TTL, in case a watch event
- * was missed). While etcd is unreachable the kernel entries stay as they
+ * ARP and FDB entries on every change: a watch event updates its copy of the
+ * subnets by itself (no etcd read); a full list replaces the copy on start,
+ * on a watch reconnect and every TTL (in case an event was missed). While etcd is unreachable the kernel entries stay as they
  * are: running pods keep talking. When the lease has expired meanwhile, it
  * takes the saved subnet again (etcd-subnet's ensureSubnet).
  *
@@ -14,11 +15,11 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Etcd3 } from 'etcd3';
+import type { Etcd3, IKeyValue } from 'etcd3';
 import type { EtcdSubnetConfig } from '../../ipam/etcd-subnet/config.ts';
 import { openEtcd } from '../../ipam/etcd-subnet/etcd-client.ts';
-import { ensureSubnet, keepaliveOnce, listSubnets, readLeaseState, type LeaseState } from '../../ipam/etcd-subnet/lease.ts';
-import { subnetsPrefix } from '../../ipam/etcd-subnet/subnets.ts';
+import { ensureSubnet, keepaliveOnce, listSubnets, readLeaseState, type HeldSubnet, type LeaseState } from '../../ipam/etcd-subnet/lease.ts';
+import { cidrKey, decodeRecord, subnetFromKey, subnetsPrefix } from '../../ipam/etcd-subnet/subnets.ts';
 import { processStartTime } from '../../lib/file-lock.ts';
 import { parseCidr, type Cidr } from '../../lib/ip/cidr.ts';
 import { withRtnl } from '../../lib/netlink/rtnl.ts';
@@ -135,23 +136,39 @@ export async function runAgent(o: AgentOptions): Promise<void> {
   let pending: ReturnType<typeof setTimeout> | undefined;
   const timers: Array<ReturnType<typeof setInterval>> = [];
 
-  const reconcileNow = async (why: string) => {
+  // The subnets as last seen: a full list on start, on a watch (re)connect and every TTL;
+  // in between each watch event updates it by itself, so an event costs no etcd read.
+  let held = new Map<string, HeldSubnet>();
+  const reconcileNow = async (why: string, relist: boolean) => {
     if (stopping || !lease) return;
     try {
-      const held = await listSubnets(client, lease.etcd.prefix);
+      if (relist) held = new Map((await listSubnets(client, lease.etcd.prefix)).map((h) => [cidrKey(h.subnet), h]));
       const l = lease;
-      const n = withRtnl(undefined, (nl) => reconcile(nl, ensureDevice(nl, o, l), l, held));
-      if (n) log(`reconciled (${why}): ${n} change(s), ${held.length} subnet(s) in etcd`);
+      const n = withRtnl(undefined, (nl) => reconcile(nl, ensureDevice(nl, o, l), l, [...held.values()]));
+      if (n) log(`reconciled (${why}): ${n} change(s), ${held.size} subnet(s) in etcd`);
     } catch (e) {
       log(`reconcile (${why}) failed: ${(e as Error).message}`);
     }
   };
-  const schedule = (why: string) => {
+  let pendingRelist = false;
+  const schedule = (why: string, relist = false) => {
+    pendingRelist ||= relist;
     if (pending) return;
     pending = setTimeout(() => {
       pending = undefined;
-      void reconcileNow(why);
+      const r = pendingRelist;
+      pendingRelist = false;
+      void reconcileNow(why, r);
     }, 20);
+  };
+  /** Apply one watch event to the map (a key outside the subnets, or not ours, is ignored). */
+  const onEvent = (kind: 'put' | 'delete', kv: IKeyValue) => {
+    if (!lease) return;
+    const subnet = subnetFromKey(lease.etcd.prefix, kv.key.toString('utf8'));
+    if (!subnet) return;
+    if (kind === 'put') held.set(cidrKey(subnet), { subnet, record: decodeRecord(kv.value.toString('utf8')), leaseId: String(kv.lease) });
+    else held.delete(cidrKey(subnet));
+    schedule(`watch: ${kind} ${cidrKey(subnet)}`);
   };
   const renew = async () => {
     if (stopping || !lease) return;
@@ -161,7 +178,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
       log(`lease ${lease.leaseId} expired; taking the subnet again`);
       lease = await ensureSubnet(client, configFromLease(lease, o.dataDir));
       log(`subnet ${lease.subnet}, lease ${lease.leaseId}`);
-      schedule('lease re-taken');
+      schedule('lease re-taken', true);
     } catch (e) {
       log(`lease renewal failed: ${(e as Error).message}`);
     }
@@ -172,16 +189,16 @@ export async function runAgent(o: AgentOptions): Promise<void> {
     log(`watch not established yet: ${(e as Error).message}`);
     return undefined;
   });
-  w?.on('put', () => schedule('watch: put'));
-  w?.on('delete', () => schedule('watch: delete'));
-  w?.on('connected', () => schedule('watch: (re)connected'));
+  w?.on('put', (kv: IKeyValue) => onEvent('put', kv));
+  w?.on('delete', (kv: IKeyValue) => onEvent('delete', kv));
+  w?.on('connected', () => schedule('watch: (re)connected', true));
   w?.on('error', (e: Error) => log(`watch error: ${e.message}`));
 
   const period = Math.max(1, Math.floor(lease.leaseTTL / 3)) * 1000;
   timers.push(setInterval(() => void renew(), period));
-  timers.push(setInterval(() => void reconcileNow('periodic'), lease.leaseTTL * 1000));
+  timers.push(setInterval(() => schedule('periodic', true), lease.leaseTTL * 1000));
   await renew();
-  await reconcileNow('start');
+  await reconcileNow('start', true);
   log(`running for ${o.network}: subnet ${lease.subnet}, device ${o.name}, VNI ${o.vni}`);
 
   await new Promise<void>((resolve) => {

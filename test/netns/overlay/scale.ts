@@ -10,15 +10,16 @@
  * plays every host's agent with the agent's own code (listSubnets,
  * planDevice, applyChanges), host after host, so each figure is the work one
  * agent does for one event:
- *   sync   a host's first reconcile against N-1 others (3(N-1) kernel calls)
- *   join   a new record appears: list the N records, diff, 3 kernel calls
- *   leave  a record disappears: list, diff, 3 deletions
+ *   sync   a host's first reconcile: list the N records, 3(N-1) kernel calls
+ *   resync the periodic one when nothing changed: list, diff, no kernel call
+ *   join   a new record's watch event: diff against the kernel, 3 kernel calls
+ *   leave  a deleted record's watch event: diff, 3 deletions
  * In the cluster the N agents do their share in parallel, each on its own
  * watch event; etcd sends N events per join or leave (watch fan-out).
  */
 import { spawnSync } from 'node:child_process';
 import { Etcd3 } from 'etcd3';
-import { listSubnets, type LeaseState } from '../../../ipam/etcd-subnet/lease.ts';
+import { listSubnets, type HeldSubnet, type LeaseState } from '../../../ipam/etcd-subnet/lease.ts';
 import { encodeRecord, subnetKey, vtepMacFor } from '../../../ipam/etcd-subnet/subnets.ts';
 import { parseCidr, type Cidr } from '../../../lib/ip/cidr.ts';
 import { Rtnl } from '../../../lib/netlink/rtnl.ts';
@@ -67,10 +68,13 @@ async function putRecord(client: Etcd3, l: LeaseState, leaseId: string): Promise
   await client.put(subnetKey(PREFIX, parseCidr(l.subnet) as Cidr)).value(encodeRecord({ hostId: l.hostId, publicIp: l.publicIp as string, vtepMac: l.vtepMac })).lease(leaseId).exec();
 }
 
-/** One agent's reaction to one event: list, diff, apply; its time and kernel calls. */
-async function react(client: Etcd3, h: SimHost): Promise<{ ms: number; calls: number }> {
+/**
+ * One agent's reaction: with `known` (a watch event applied to its copy of
+ * the subnets) diff and apply; without, list from etcd first (start, resync).
+ */
+async function react(client: Etcd3, h: SimHost, known?: HeldSubnet[]): Promise<{ ms: number; calls: number }> {
   const t0 = process.hrtime.bigint();
-  const held = await listSubnets(client, PREFIX);
+  const held = known ?? (await listSubnets(client, PREFIX));
   const calls = applyChanges(h.nl, h.index, planDevice(h.nl, h.index, h.lease, held));
   return { ms: ms(t0), calls };
 }
@@ -105,14 +109,16 @@ async function run(n: number, client: Etcd3): Promise<string> {
     const tPut = process.hrtime.bigint();
     await putRecord(client, joiner, jl.ID);
     const putMs = ms(tPut);
+    const withJoiner = await listSubnets(client, PREFIX); // each agent's copy after the put event
     const join = [];
-    for (const h of hosts) join.push(await react(client, h));
+    for (const h of hosts) join.push(await react(client, h, withJoiner));
     // Leave: its lease goes.
     const tRevoke = process.hrtime.bigint();
     await client.leaseClient.leaseRevoke({ ID: jl.ID });
     const revokeMs = ms(tRevoke);
+    const afterLeave = withJoiner.filter((x) => x.leaseId !== String(jl.ID));
     const leave = [];
-    for (const h of hosts) leave.push(await react(client, h));
+    for (const h of hosts) leave.push(await react(client, h, afterLeave));
     await client.leaseClient.leaseRevoke({ ID: grant.ID });
 
     const f = (xs: Array<{ ms: number }>) => `${median(xs.map((x) => x.ms)).toFixed(1)} / ${max(xs.map((x) => x.ms)).toFixed(1)}`;
@@ -143,7 +149,7 @@ async function main(): Promise<void> {
     // etcd on 127.0.0.1 here: this one process plays every host's agent, the hosts themselves never talk to it.
     etcd = await startEtcd();
     client = new Etcd3({ hosts: etcd.url });
-    process.stdout.write('| hosts | entries per host | sync per host: median / max ms | resync, nothing changed | join: put ms + per host | leave: revoke ms + per host |\n|---|---|---|---|---|---|\n');
+    process.stdout.write('| hosts | entries per host | first sync per agent: median / max ms | resync, nothing changed | join: etcd put + per agent | leave: lease revoke + per agent |\n|---|---|---|---|---|---|\n');
     for (const n of ns) process.stdout.write(`${await run(n, client)}\n`);
   } finally {
     client?.close();

@@ -122,7 +122,7 @@ export function configFromLease(s: LeaseState, dataDir: string): EtcdSubnetConfi
 
 const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} tscni overlay agent: ${msg}\n`);
 
-/** Run until SIGTERM/SIGINT (or until the saved lease disappears: the last pod left). */
+/** Run until SIGTERM/SIGINT (the vxlan plugin sends SIGTERM when the host's last pod leaves). */
 export async function runAgent(o: AgentOptions): Promise<void> {
   const pidPath = agentPidPath(o.dataDir, o.network);
   let lease = readLeaseState(o.dataDir, o.network);

@@ -147,6 +147,31 @@ describe('etcd-subnet', () => {
     callOk('STATUS', conf('to-u', dir));
   });
 
+  it.each(['0.3.1', '0.4.0', '1.0.0', '1.1.0'])('cniVersion %s: the result in that version, an address of the leased subnet', async (v) => {
+    const dir = dataDir();
+    const out = callOk('ADD', { ...conf(`to-v${v.replaceAll('.', '')}`, dir), cniVersion: v }).json as { cniVersion: string; ips: Array<{ address: string; version?: string }> };
+    expect(out.cniVersion).toBe(v);
+    const subnet = (Object.keys(await records())[0] as string).replace('-', '/');
+    expect(out.ips[0]?.address).toBe(`${subnet.split('.').slice(0, 3).join('.')}.2/24`);
+    expect('version' in (out.ips[0] as object)).toBe(v === '0.3.1' || v === '0.4.0');
+    callOk('DEL', { ...conf(`to-v${v.replaceAll('.', '')}`, dir), cniVersion: v });
+  });
+
+  it('GC releases the reservations of attachments that are not valid any more, without etcd', async () => {
+    const dir = dataDir();
+    callOk('ADD', conf('to-gc', dir), 'keep');
+    callOk('ADD', conf('to-gc', dir), 'stale');
+    const held = () => readdirSync(join(dir, net)).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)).length;
+    expect(held()).toBe(2);
+    await etcd.kill();
+    try {
+      callOk('GC', { ...conf('to-gc', dir), 'cni.dev/valid-attachments': [{ containerID: 'keep', ifname: 'eth0' }] });
+    } finally {
+      await etcd.restart();
+    }
+    expect(held()).toBe(1);
+  });
+
   it('a config error is code 7 before etcd is asked', () => {
     const bad = call('ADD', conf('to-b', dataDir(), { subnetLen: 20 }));
     expect(bad.json).toMatchObject({ code: 7, msg: expect.stringContaining('ipam.subnetLen') });

@@ -276,5 +276,10 @@ describe('multi-host overlay (3 hosts, VXLAN, etcd)', () => {
     expect(processStartTime(pid as number)).toBeUndefined(); // gone (or a zombie until init reaps it)
     await waitFor('h2 gone from h1', () => entries(h1).routes.length === 0, 5_000);
     expect(entries(h1)).toEqual({ routes: [], neighs: [], fdb: [] });
+    // DEL again is a no-op; CHECK now names the missing device.
+    const gone = 'tscni-o-gone';
+    expect(plugin(h2, 'vxlan', 'DEL', gone, vxlanConf(h2, undefined)).code).toBe(0);
+    const check = plugin(h2, 'vxlan', 'CHECK', gone, vxlanConf(h2, { cniVersion: '1.1.0' }));
+    expect(check.json).toMatchObject({ code: 999, msg: `vxlan: device ${DEV} is missing` });
   });
 });

@@ -3,7 +3,7 @@
  * its DEL without prevResult cannot find the rules, and it never knows when
  * a bridge's last pod has gone):
  *
- *   <stateDir>/.tscni-lock                       serialises list + apply (lib/file-lock.ts)
+ *   <stateDir>/lock                              flock(2)ed to serialise list + apply (lib/file-lock.ts)
  *   <stateDir>/attachments/<net>/<cid>~<ifname>  one record per attachment (ifname URI-encoded)
  *
  * Records are complete JSON files renamed into place.
@@ -59,7 +59,7 @@ export class FirewallState {
   constructor(dir: string) {
     this.dir = dir;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    this.lock = new FileLock(dir);
+    this.lock = new FileLock(join(dir, 'lock'));
   }
 
   /** Run `fn` holding the lock (bounded wait; code 11 when it times out). */

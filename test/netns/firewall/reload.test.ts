@@ -128,7 +128,8 @@ it.each(['iptables', 'nftables'] as Backend[])('%s: reload re-applies masquerade
     expect(inPod(pods[1]!, ['ping', '-c', '1', '-W', '1', ipA]).code).not.toBe(0);
     const again = tscni('firewall', 'check', '--json');
     expect(again.code, again.out).toBe(0);
-    const findings = JSON.parse(again.out) as { kind: string; state: string }[];
+    // Only this test's attachments: the default state dirs may hold other (stale) records of this machine.
+    const findings = (JSON.parse(again.out) as { kind: string; state: string; attachment: string }[]).filter((f) => nets.some((n) => f.attachment.startsWith(`${n.name}/`)));
     expect(findings.filter((f) => f.state !== 'ok')).toEqual([]);
     expect(new Set(findings.map((f) => f.kind))).toEqual(new Set(['masquerade', 'portmap', 'firewall']));
     // Idempotent: a second reload changes nothing.

@@ -21,6 +21,25 @@ import { detectMasqBackend, hasCommand } from '../../lib/firewall/masquerade.ts'
 import { applyNft, ensureIptables, missingIptables, missingNft, teardownIptables } from './apply.ts';
 import { bridgeOf, hostPrefixes, parseFirewallConfig, type FirewallBackend, type FirewallConfig } from './config.ts';
 import { FirewallState, sameHolder, type FirewallRecord, type Holder } from './state.ts';
+import { familyOf, type Family } from '../../lib/ip/prefix.ts';
+import { readSysctl, writeSysctl } from '../../lib/sysctl.ts';
+
+const BRIDGE_NF: Record<Family, string> = { 4: 'net/bridge/bridge-nf-call-iptables', 6: 'net/bridge/bridge-nf-call-ip6tables' };
+
+/**
+ * `isolated` drops traffic between two ports of one bridge, which the IP
+ * firewall sees only through br_netfilter with bridge-nf-call-ip(6)tables=1
+ * (what Docker's --icc=false relies on, and sets). Loads the module when its
+ * sysctls are missing, turns them on when off; without them ADD fails with
+ * code 50 rather than report an isolation that does not happen.
+ */
+async function ensureBridgeNetfilter(families: readonly Family[]): Promise<void> {
+  if (readSysctl(BRIDGE_NF[4]) === undefined) await run(['modprobe', 'br_netfilter'], { allowFailure: true }).catch(() => undefined); // checked just below
+  for (const f of families) {
+    if (readSysctl(BRIDGE_NF[f]) === undefined) throw new CniError(ErrorCode.NotAvailable, 'ingressPolicy "isolated" needs br_netfilter', `${BRIDGE_NF[f].replaceAll('/', '.')} does not exist: modprobe br_netfilter`);
+    if (!writeSysctl(BRIDGE_NF[f], '1', { ifChanged: true })) throw new CniError(ErrorCode.NotAvailable, `ingressPolicy "isolated" needs ${BRIDGE_NF[f].replaceAll('/', '.')}=1`, 'it could not be set');
+  }
+}
 
 const backendOf = (cfg: FirewallConfig): FirewallBackend => cfg.backend ?? detectMasqBackend();
 
@@ -57,6 +76,7 @@ async function add(args: CmdArgs): Promise<Result> {
   const cfg = parseFirewallConfig(args.config);
   if (!cfg.prevResult) throw new CniError(ErrorCode.InvalidNetworkConfig, 'missing prevResult from earlier plugin');
   const rec = recordFor(cfg, args, cfg.prevResult);
+  if (rec.policy === 'isolated') await ensureBridgeNetfilter([...new Set(rec.prefixes.map((p) => familyOf(p)))]);
   const state = new FirewallState(cfg.stateDir);
   await state.locked(async () => {
     const previous = state.read(rec);

@@ -151,8 +151,18 @@ async function del(args: CmdArgs): Promise<void> {
   });
 }
 
-/** Ask the server at `server`:53 (UDP) for `name`; the addresses of type `type` in the answer. */
+/** Ask the server at `server`:53 (UDP, three tries: a lost datagram is not a failure) for `name`; the addresses of type `type`. */
 async function queryServer(server: string, name: string, type: 'A' | 'AAAA'): Promise<string[]> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await queryOnce(server, name, type, 700);
+    } catch (e) {
+      if (attempt === 3) throw e;
+    }
+  }
+}
+
+async function queryOnce(server: string, name: string, type: 'A' | 'AAAA', timeoutMs: number): Promise<string[]> {
   const { default: dnsPacket } = await import('dns-packet');
   const dgram = process.getBuiltinModule('node:dgram') as typeof import('node:dgram');
   const q = dnsPacket.encode({ type: 'query', id: (Math.random() * 65535) | 0, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name, class: 'IN' }] });
@@ -161,7 +171,7 @@ async function queryServer(server: string, name: string, type: 'A' | 'AAAA'): Pr
     const timer = setTimeout(() => {
       sock.close();
       reject(new CniError(ErrorCode.Internal, `dnsname: the name server at ${server} did not answer for ${name}`));
-    }, 2000);
+    }, timeoutMs);
     sock.on('message', (m) => {
       clearTimeout(timer);
       sock.close();

@@ -14,14 +14,28 @@
  * The pod's name: K8S_POD_NAME from CNI_ARGS (what containerd, CRI-O, podman
  * and `tscni up` pass), else the container ID.
  */
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { validAttachments } from '../../lib/cni/attachments.ts';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import type { CmdArgs, Plugin } from '../../lib/cni/skel.ts';
 import type { NetConf, Result } from '../../lib/cni/types.ts';
 import { TSCNI_VERSION } from '../../lib/version-info.ts';
-import { deleteRecord, dnsDirFor, networkLock, readNetworkInfo, readRecords, removeIfUnused, runningServer, stopServer, writeNetworkInfo, writeRecord, type NameRecord } from './state.ts';
+import {
+  deleteRecord,
+  dnsDirFor,
+  isServer,
+  networkLock,
+  pidFile,
+  readNetworkInfo,
+  readRecords,
+  removeIfUnused,
+  runningServer,
+  stopServer,
+  writeNetworkInfo,
+  writeRecord,
+  type NameRecord,
+} from './state.ts';
 
 export const DEFAULT_DOMAIN = 'dns.podman';
 const LABEL_RE = /^[a-zA-Z0-9]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?)*$/;
@@ -53,6 +67,16 @@ export function podNameFrom(cniArgs: string, containerId: string): string {
   return containerId;
 }
 
+/** The pid in the network's pid file when it names a live server of the network (written by a bound server). */
+function announcedServer(dir: string, network: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(pidFile(dir), 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 && isServer(pid, network) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Start `tscni dns serve --network NAME` detached, and wait until it has bound (its pid file names it). */
 async function ensureServer(dir: string, network: string, env: Record<string, string | undefined>): Promise<void> {
   if (runningServer(dir, network)) return;
@@ -62,6 +86,8 @@ async function ensureServer(dir: string, network: string, env: Record<string, st
   // whatever name the plugin was installed under.
   const cp = process.getBuiltinModule('node:child_process') as typeof import('node:child_process');
   mkdirSync(dir, { recursive: true });
+  // A dead server's pid file goes first: below we wait for the new server's own announcement.
+  rmSync(pidFile(dir), { force: true });
   const logFd = openSync(join(dir, 'server.log'), 'a', 0o644);
   try {
     const child = cp.spawn(process.execPath, ['dns', 'serve', '--network', network], {
@@ -75,9 +101,12 @@ async function ensureServer(dir: string, network: string, env: Record<string, st
   } finally {
     closeSync(logFd);
   }
-  for (let i = 0; i < 100; i++) {
-    if (runningServer(dir, network)) return;
-    await new Promise((r) => setTimeout(r, 30));
+  // Ready means bound: the server writes the pid file itself once a socket is bound (or, when another
+  // server of this network won the race for the port, names the winner). A process that merely
+  // exists may not answer yet, so the pid file is the only signal taken.
+  for (let i = 0; i < 200; i++) {
+    if (announcedServer(dir, network)) return;
+    await new Promise((r) => setTimeout(r, 25));
   }
   throw new CniError(ErrorCode.Internal, `the name server of ${network} did not start (see ${join(dir, 'server.log')})`);
 }

@@ -38,7 +38,9 @@ delete env.CNI_IFNAME;
 const OUT_NS = 'tscni-demo-out';
 const OUT_HOST_IF = 'tscni-dout0';
 const BRIDGES = ['tscni-demo0', 'tscni-demo1', 'tscni-fdemo2'];
-const PODS = ['web', 'db', 'app', 'sidecar', 'lonely', 'other', 'iso1', 'iso2'];
+const PODS = ['web', 'db', 'app', 'sidecar', 'lonely', 'other', 'iso1', 'iso2', 'p2p1', 'p2p2', 'mac1', 'mac2'];
+// The macvlan "master": a veth whose peer is the outside host's second NIC (a lan made by the demo).
+const MACVLAN_MASTER = 'tscni-dmv0';
 const servers = [];
 const failures = [];
 const gaps = [];
@@ -169,6 +171,20 @@ function writeConfigs() {
     ],
   };
   const none = { cniVersion: '1.1.0', name: 'demo-none', plugins: [{ type: 'loopback' }] };
+  // Seed 004: a point-to-point veth per pod, no bridge; the host routes between them.
+  const p2p = {
+    cniVersion: '1.1.0',
+    name: 'demo-p2p',
+    plugins: [{ type: 'ptp', ipMasq: true, ipam: { type: 'host-local', dataDir: join(work, 'ipam'), ranges: [[{ subnet: '10.249.250.0/24' }]], routes: [{ dst: '0.0.0.0/0' }] } }],
+  };
+  // Seed 001: pods with their own MAC on the (demo's) lan, macvlan bridge mode.
+  const mac = {
+    cniVersion: '1.1.0',
+    name: 'demo-macvlan',
+    plugins: [{ type: 'macvlan', master: MACVLAN_MASTER, mode: 'bridge', ipam: { type: 'host-local', dataDir: join(work, 'ipam'), ranges: [[{ subnet: '10.252.10.0/24', rangeStart: '10.252.10.10', rangeEnd: '10.252.10.20' }]] } }],
+  };
+  writeFileSync(join(dir, '50-demo-p2p.conflist'), JSON.stringify(p2p, null, 2));
+  writeFileSync(join(dir, '60-demo-macvlan.conflist'), JSON.stringify(mac, null, 2));
   writeFileSync(join(dir, '40-demo-icc.conflist'), JSON.stringify(icc, null, 2));
   writeFileSync(join(dir, '10-demo-a.conflist'), JSON.stringify(a, null, 2));
   writeFileSync(join(dir, '20-demo-b.conflist'), JSON.stringify(b, null, 2));
@@ -183,6 +199,11 @@ function createOutsideHost() {
   quiet(['ip', '-n', OUT_NS, 'addr', 'add', '10.252.0.2/24', 'dev', 'eth0']);
   quiet(['ip', '-n', OUT_NS, 'link', 'set', 'eth0', 'up']);
   quiet(['ip', '-n', OUT_NS, 'link', 'set', 'lo', 'up']);
+  // The macvlan lan: the host end is the master (no address), the outside host answers at 10.252.10.254.
+  quiet(['ip', 'link', 'add', MACVLAN_MASTER, 'type', 'veth', 'peer', 'name', 'lan0', 'netns', OUT_NS]);
+  quiet(['ip', 'link', 'set', MACVLAN_MASTER, 'up']);
+  quiet(['ip', '-n', OUT_NS, 'addr', 'add', '10.252.10.254/24', 'dev', 'lan0']);
+  quiet(['ip', '-n', OUT_NS, 'link', 'set', 'lan0', 'up']);
 }
 
 function teardown() {
@@ -193,14 +214,15 @@ function teardown() {
   }
   quiet(['ip', 'netns', 'del', OUT_NS]);
   quiet(['ip', 'link', 'del', OUT_HOST_IF]);
+  quiet(['ip', 'link', 'del', MACVLAN_MASTER]);
   for (const b of BRIDGES) quiet(['ip', 'link', 'del', b]);
   for (const [k, v] of savedSysctls) quiet(['sysctl', '-q', '-w', `${k}=${v}`]);
   removeSharedChainsIfOurs();
   const leftovers = [];
-  for (const ns of quiet(['ip', 'netns', 'list']).out.split('\n')) if (/^(tscni-demo|web|db|app|lonely|other|iso1|iso2)\b/.test(ns)) leftovers.push(`netns ${ns}`);
-  for (const l of [OUT_HOST_IF, ...BRIDGES]) if (quiet(['ip', 'link', 'show', l]).code === 0) leftovers.push(`link ${l}`);
+  for (const ns of quiet(['ip', 'netns', 'list']).out.split('\n')) if (/^(tscni-demo|web|db|app|lonely|other|iso1|iso2|p2p1|p2p2|mac1|mac2)\b/.test(ns)) leftovers.push(`netns ${ns}`);
+  for (const l of [OUT_HOST_IF, MACVLAN_MASTER, ...BRIDGES]) if (quiet(['ip', 'link', 'show', l]).code === 0) leftovers.push(`link ${l}`);
   const rules = `${quiet(['iptables-save']).out}\n${quiet(['nft', 'list', 'ruleset']).out}`;
-  if (/demo-a|demo-b|demo-icc|tscni-demo|tscni-fdemo|10\.250\.0\.|10\.251\.0\.|10\.248\.254\./.test(rules)) leftovers.push('firewall rules mentioning the demo networks');
+  if (/demo-a|demo-b|demo-icc|demo-p2p|tscni-demo|tscni-fdemo|10\.250\.0\.|10\.251\.0\.|10\.248\.254\.|10\.249\.250\./.test(rules)) leftovers.push('firewall rules mentioning the demo networks');
   for (const c of FIREWALL_CHAINS) if (!firewallChainsBefore.includes(c) && quiet(['iptables', '-w', '-t', 'filter', '-S', c]).code === 0) leftovers.push(`the firewall chain ${c}`);
   if (!sharedChainsBefore && quiet(['iptables', '-w', '-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT']).code === 0) leftovers.push('the CNI-HOSTPORT-* chains');
   rmSync(work, { recursive: true, force: true });
@@ -293,6 +315,30 @@ async function scenarios() {
   check(pub.out === 'hello from iso1', 'the published port answers from the host: http://127.0.0.1:8081/', pub.err);
   const pubOut = quiet(['ip', 'netns', 'exec', OUT_NS, node, '-e', fetchCode('http://10.252.0.1:8081/')]);
   check(pubOut.out === 'hello from iso1', 'and from the outside host: http://10.252.0.1:8081/', pubOut.err);
+
+  step('Point-to-point links: two pods on ptp, no bridge (seed 004)');
+  console.log(`   ${join(env.NETCONFPATH, '50-demo-p2p.conflist')}: ptp, 10.249.250.0/24; each pod gets a /32 and a veth whose host end routes to it`);
+  check(cli('up', 'demo-p2p', 'p2p1').code === 0, 'tscni up demo-p2p p2p1');
+  check(cli('up', 'demo-p2p', 'p2p2').code === 0, 'tscni up demo-p2p p2p2');
+  const p2p1Ip = addrOf('p2p1', 'eth0');
+  const p2p2Ip = addrOf('p2p2', 'eth0');
+  const p2pRoute = quiet(['ip', '-4', '-o', 'route', 'show', `${p2p1Ip}/32`]).out;
+  check(/dev veth/.test(p2pRoute), `the host routes ${p2p1Ip}/32 to p2p1's veth (no bridge)`, p2pRoute);
+  check(sh([tscni, 'exec', 'p2p1', '--', 'ping', '-c', '2', '-W', '2', p2p2Ip ?? '']).code === 0, `p2p1 (${p2p1Ip}) pings p2p2 (${p2p2Ip}) through the host`);
+  const p2pOut = inPod('p2p2', fetchCode('http://10.252.0.2:8000/'));
+  check(p2pOut.code === 0 && p2pOut.out.includes('you are 10.252.0.1'), 'p2p2 reaches the outside host, masqueraded', p2pOut.out || p2pOut.err);
+
+  step('macvlan: pods with their own MAC on the lan (seed 001)');
+  console.log(`   ${join(env.NETCONFPATH, '60-demo-macvlan.conflist')}: macvlan bridge mode on ${MACVLAN_MASTER}, a veth to the demo's lan (the outside host answers at 10.252.10.254)`);
+  check(cli('up', 'demo-macvlan', 'mac1').code === 0, 'tscni up demo-macvlan mac1');
+  check(cli('up', 'demo-macvlan', 'mac2').code === 0, 'tscni up demo-macvlan mac2');
+  const mac1Ip = addrOf('mac1', 'eth0');
+  const mac2Ip = addrOf('mac2', 'eth0');
+  const macOf = (pod) => /link\/ether ([0-9a-f:]{17})/.exec(quiet([tscni, 'exec', pod, '--', 'ip', '-o', 'link', 'show', 'eth0']).out)?.[1];
+  const masterMac = /link\/ether ([0-9a-f:]{17})/.exec(quiet(['ip', '-o', 'link', 'show', MACVLAN_MASTER]).out)?.[1];
+  check(macOf('mac1') !== undefined && macOf('mac1') !== masterMac && macOf('mac1') !== macOf('mac2'), `each pod has its own MAC (${macOf('mac1')}, ${macOf('mac2')}), not the master's`);
+  check(sh([tscni, 'exec', 'mac1', '--', 'ping', '-c', '2', '-W', '2', mac2Ip ?? '']).code === 0, `mac1 (${mac1Ip}) pings mac2 (${mac2Ip}) on the lan`);
+  check(sh([tscni, 'exec', 'mac1', '--', 'ping', '-c', '1', '-W', '2', '10.252.10.254']).code === 0, 'mac1 pings the lan host 10.252.10.254 directly (no NAT, no bridge)');
 
   step('cnitool-style verbs on the same attachments');
   const cid = JSON.parse(readFileSync(join(env.TSCNI_STATE_DIR, 'pods', 'db.json'), 'utf8')).attachments[0].containerId;

@@ -3,7 +3,8 @@
  * bridge + host-local ADDs killed with SIGKILL at a random point (0-40 ms),
  * each followed by the runtime's DEL (as the kubelet retries teardown),
  * then one GC. Nothing may remain: reservation, veth, rule, lock that
- * blocks the next call; and the next ADD must succeed.
+ * blocks the next call; and the next ADD must succeed. Then the same for
+ * portmap ADDs: no DNAT rule, record or claim may outlive the DEL.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -12,10 +13,12 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BIN_DIR, binPath } from '../helpers/plugin.ts';
 import { createNetns, removeAllNetns, tryRun } from '../helpers/netns.ts';
+import { removeSharedIfNew, snapshotShared } from '../helpers/portmap-shared.ts';
 import { census, leaks } from './leaks.ts';
 
 const ROUNDS = Number(process.env.TSCNI_CRASH_ROUNDS ?? 200);
 const dir = mkdtempSync(join(tmpdir(), 'tscni-crash-'));
+const shared = snapshotShared();
 const conf = {
   cniVersion: '1.1.0',
   name: 'tscni-crash',
@@ -29,6 +32,7 @@ const conf = {
 afterAll(() => {
   removeAllNetns();
   tryRun(['ip', 'link', 'del', 'tcrash0']);
+  removeSharedIfNew(shared);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -77,5 +81,49 @@ describe('crash injection', () => {
     const next = spawnSync(binPath('bridge'), [], { env: env('ADD', 'after', ns.path), input: JSON.stringify(conf), encoding: 'utf8' });
     expect(next.status, next.stdout).toBe(0);
     expect(spawnSync(binPath('bridge'), [], { env: env('DEL', 'after', ns.path), input: JSON.stringify(conf) }).status).toBe(0);
+  }, 1_800_000);
+});
+
+describe('crash injection, portmap', () => {
+  it(`${ROUNDS} portmap ADDs killed at random points, then the chain's DEL: no rule, record or claim left`, async () => {
+    const ns = createNetns('crashpm');
+    const pmDir = join(dir, 'portmap');
+    const pm = (prevResult: unknown, port: number) => ({
+      cniVersion: '1.1.0',
+      name: 'tscni-crash',
+      type: 'portmap',
+      stateDir: pmDir,
+      runtimeConfig: { portMappings: [{ hostPort: port, containerPort: 80, protocol: 'tcp' }] },
+      prevResult,
+    });
+    const br = spawnSync(binPath('bridge'), [], { env: env('ADD', 'pmc', ns.path), input: JSON.stringify(conf), encoding: 'utf8' });
+    expect(br.status, br.stdout).toBe(0);
+    const prev = JSON.parse(br.stdout) as unknown;
+    const natBefore = census([pmDir]).natRules;
+    let killed = 0;
+    for (let i = 0; i < ROUNDS; i++) {
+      const cid = 'pmc';
+      const port = 32400 + (i % 50);
+      const code = await new Promise<number | null>((resolve) => {
+        const child = spawn(binPath('portmap'), [], { env: env('ADD', cid, ns.path), stdio: ['pipe', 'ignore', 'ignore'] });
+        child.stdin.end(JSON.stringify(pm(prev, port)));
+        const t = setTimeout(() => child.kill('SIGKILL'), Math.random() * 30);
+        child.on('exit', (c) => {
+          clearTimeout(t);
+          resolve(c);
+        });
+      });
+      if (code === null) killed++;
+      // The runtime's DEL, without the mappings (as after its own crash): the record or the tags drive it.
+      const del = spawnSync(binPath('portmap'), [], { env: env('DEL', cid, ns.path), input: JSON.stringify({ ...pm(prev, port), runtimeConfig: {} }), encoding: 'utf8' });
+      expect(del.status, del.stdout).toBe(0);
+    }
+    console.log(`crash portmap: ${ROUNDS} ADDs, ${killed} killed mid-call`);
+    expect(killed).toBeGreaterThan(0);
+    expect(census([pmDir]).natRules).toBe(natBefore);
+    expect(tryRun(['iptables-save', '-t', 'nat']).stdout).not.toMatch(/dnat name: "tscni-crash"/);
+    const records = join(pmDir, 'attachments', 'tscni-crash');
+    expect(tryRun(['ls', '-A', records]).stdout.trim()).toBe('');
+    expect(spawnSync(binPath('bridge'), [], { env: env('DEL', 'pmc', ns.path), input: JSON.stringify(conf) }).status).toBe(0);
   }, 1_800_000);
 });

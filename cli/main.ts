@@ -9,7 +9,7 @@ import { basename } from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { runInherit } from '../lib/exec.ts';
 import { ConfError } from '../lib/libcni/conf.ts';
-import { RuntimeError } from '../lib/libcni/runtime.ts';
+import { CniError } from '../lib/cni/errors.ts';
 import { PLUGIN_NAMES } from '../plugins/registry.ts';
 import { runCniCommand, type CniVerb } from './commands/cni.ts';
 import { gatherInspect } from './commands/inspect.ts';
@@ -32,9 +32,9 @@ const say = (s: string) => process.stderr.write(`${s}\n`);
 
 function fail(e: unknown, json: boolean): never {
   if (json) {
-    const err = e instanceof RuntimeError ? { code: e.code, msg: e.msg, details: e.details || undefined } : { code: 1, msg: (e as Error).message };
+    const err = e instanceof CniError ? { code: e.code, msg: e.msg, details: e.details || undefined } : { code: 1, msg: (e as Error).message };
     out(`${JSON.stringify(err, null, 2)}\n`);
-  } else if (e instanceof RuntimeError) {
+  } else if (e instanceof CniError) {
     say(`tscni: ${e.message} (CNI error code ${e.code})`);
   } else if (e instanceof UsageError || e instanceof ConfError) {
     say(`tscni: ${e.message}`);

@@ -80,6 +80,26 @@ export class FileLock {
     this.depth = 1;
   }
 
+  /** Run `fn` holding the lock (released however `fn` ends). */
+  with<T>(fn: () => T): T {
+    this.acquire();
+    try {
+      return fn();
+    } finally {
+      this.release();
+    }
+  }
+
+  /** Run async `fn` holding the lock until its promise settles. */
+  async withAsync<T>(fn: () => Promise<T>): Promise<T> {
+    this.acquire();
+    try {
+      return await fn();
+    } finally {
+      this.release();
+    }
+  }
+
   release(): void {
     if (this.depth === 0) return;
     this.depth--;

@@ -223,12 +223,7 @@ export class DiskStore implements Store {
   }
 
   withLock<T>(fn: () => T): T {
-    this.lock.acquire();
-    try {
-      return fn();
-    } finally {
-      this.lock.release();
-    }
+    return this.lock.with(fn);
   }
 
   private path(name: string): string {

@@ -17,6 +17,7 @@
  */
 import { findInPath } from '../cni/invoke.ts';
 import { CniError, ErrorCode } from '../cni/errors.ts';
+import { validateContainerId, validateIfName, validateNetworkName } from '../cni/skel.ts';
 import { convertResult, parseResult, versionAtLeast } from '../cni/version.ts';
 import { run } from '../exec.ts';
 import { deleteCacheEntry, listCacheEntries, readCacheEntry, writeCacheEntry, type CachedAttachment } from './cache.ts';
@@ -51,8 +52,19 @@ export interface PluginExec {
 export const processExec: PluginExec = {
   find: (type, cniPath) => findInPath(type, cniPath),
   exec: async (path, stdin, env) => {
-    const r = await run([path], { input: stdin, env, allowFailure: true });
-    return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const r = await run([path], { input: stdin, env, allowFailure: true });
+        return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+      } catch (e) {
+        // "text file busy": the plugin is being replaced (an upgrade); retry as libcni and IPAM delegation do.
+        if ((e as { errno?: string }).errno === 'ETXTBSY' && attempt < 5) {
+          await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
+          continue;
+        }
+        throw e;
+      }
+    }
   },
 };
 
@@ -64,32 +76,25 @@ export interface RuntimeOptions {
   env?: Record<string, string | undefined>;
 }
 
-/** A plugin (or the runtime itself) failed: carries the CNI code and which plugin/operation. */
-export class RuntimeError extends Error {
-  readonly code: number;
-  readonly msg: string;
-  readonly details: string;
-
+/**
+ * A plugin (or the runtime itself) failed: the one CNI error type, its
+ * message naming the plugin and the operation (libcni's own wording).
+ */
+export class RuntimeError extends CniError {
   constructor(code: number, msg: string, details = '') {
-    super(details ? `${msg}; ${details}` : msg);
+    super(code, msg, details);
     this.name = 'RuntimeError';
-    this.code = code;
-    this.msg = msg;
-    this.details = details;
   }
 }
 
-const CONTAINER_ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-const NETWORK_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-
+/**
+ * What libcni checks before it runs a plugin, with the skel's own validators
+ * (one set for both sides): container ID, network name, interface name.
+ */
 export function validateRuntimeConf(network: string, rt: RuntimeConf): void {
-  if (!rt.containerId) throw new RuntimeError(ErrorCode.InvalidEnvironmentVariables, 'missing containerID');
-  if (!CONTAINER_ID_RE.test(rt.containerId)) throw new RuntimeError(ErrorCode.InvalidEnvironmentVariables, `invalid characters in containerID "${rt.containerId}"`);
-  if (!NETWORK_NAME_RE.test(network)) throw new RuntimeError(ErrorCode.InvalidNetworkConfig, `invalid characters found in network name "${network}"`);
-  const n = rt.ifName;
-  if (!n) throw new RuntimeError(ErrorCode.InvalidEnvironmentVariables, 'interface name is empty');
-  if (n.length > 15) throw new RuntimeError(ErrorCode.InvalidEnvironmentVariables, `interface name "${n}" is too long`);
-  if (n === '.' || n === '..' || /[\s/:]/.test(n)) throw new RuntimeError(ErrorCode.InvalidEnvironmentVariables, `interface name "${n}" contains an invalid character or is "." or ".."`);
+  validateContainerId(rt.containerId);
+  validateNetworkName(network);
+  validateIfName(rt.ifName);
 }
 
 export function describePlugin(p: PluginConf): string {

@@ -160,21 +160,11 @@ export class PortmapState {
 
   /** Run `fn` holding the lock. */
   locked<T>(fn: () => T): T {
-    this.lock.acquire();
-    try {
-      return fn();
-    } finally {
-      this.lock.release();
-    }
+    return this.lock.with(fn);
   }
 
-  async lockedAsync<T>(fn: () => Promise<T>): Promise<T> {
-    this.lock.acquire();
-    try {
-      return await fn();
-    } finally {
-      this.lock.release();
-    }
+  lockedAsync<T>(fn: () => Promise<T>): Promise<T> {
+    return this.lock.withAsync(fn);
   }
 
   /**

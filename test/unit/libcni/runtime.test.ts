@@ -100,7 +100,7 @@ describe('ADD', () => {
     const f = fakeExec(behaviour);
     const runtime = new CniRuntime({ cniPath: '/fake', cacheDir, exec: f.exec, env: {} });
     await expect(runtime.add(twoPlugins, { ...rt, containerId: '-bad' })).rejects.toThrow('invalid characters in containerID');
-    await expect(runtime.add(twoPlugins, { ...rt, ifName: 'a/b' })).rejects.toThrow('invalid character');
+    await expect(runtime.add(twoPlugins, { ...rt, ifName: 'a/b' })).rejects.toThrow('interface name contains / or : or whitespace characters');
     expect(f.calls).toHaveLength(0);
   });
 

@@ -2,10 +2,12 @@
  * What a stress run counts before and after: every kind of thing a pod's
  * life cycle creates on the host. A leak is any difference.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { tryRun } from '../helpers/netns.ts';
 
 export interface Census {
+  /** Open file descriptors held by processes running our executable (a leftover plugin, server or agent). */
+  fds: number;
   links: number;
   netns: number;
   natRules: number;
@@ -26,10 +28,25 @@ function countFiles(dirs: readonly string[]): number {
   return n;
 }
 
+/** Open fds of every process whose executable is one of ours (dist/bin or dist/test-bin). */
+function ourFds(): number {
+  let n = 0;
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (!/\/dist\/(test-)?bin\//.test(readlinkSync(`/proc/${pid}/exe`))) continue;
+      n += readdirSync(`/proc/${pid}/fd`).length;
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return n;
+}
+
 /** Count links, namespaces, CNI rules (iptables nat/filter, nft) and files under the given state dirs. */
 export function census(stateDirs: readonly string[]): Census {
   const lines = (argv: string[]) => tryRun(argv).stdout.split('\n');
   return {
+    fds: ourFds(),
     links: lines(['ip', '-o', 'link', 'show']).filter(Boolean).length,
     netns: lines(['ip', 'netns', 'list']).filter(Boolean).length,
     natRules: lines(['iptables-save', '-t', 'nat']).filter((l) => l.startsWith('-A') && l.includes('CNI')).length,

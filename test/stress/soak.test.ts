@@ -62,6 +62,6 @@ describe('soak', () => {
     }
     const leaked = leaks(before, census(stateDirs));
     console.log(`soak: ${CYCLES} cycles in ${((Date.now() - t0) / 1000).toFixed(1)} s; leaks ${JSON.stringify(leaked)}`);
-    expect(leaked).toEqual({ links: 0, netns: 0, natRules: 0, filterRules: 0, nftRules: 0, files: 0 });
+    expect(leaked).toEqual({ fds: 0, links: 0, netns: 0, natRules: 0, filterRules: 0, nftRules: 0, files: 0 });
   }, 1_800_000);
 });

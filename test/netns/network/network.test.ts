@@ -9,17 +9,21 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { containerIdForNetns } from '../../../cli/context.ts';
 import { PLUGIN_NAMES } from '../../../plugins/registry.ts';
 import { createNetns, removeAllNetns, sh } from '../../helpers/netns.ts';
 import { binPath } from '../../helpers/plugin.ts';
+import { removeSharedIfNew, snapshotShared } from '../../helpers/portmap-shared.ts';
 import { alive, cleanupNetEnvs, createNetwork, links, networkName, newNetEnv, podName, resolveIn, serverPid, serverPids, tscni, tscniAsync, tscniOk } from './helpers.ts';
 
+// Pods published with -p create portmap's shared chains: they go at the end if this file made them.
+const shared = snapshotShared();
 afterEach(() => {
   cleanupNetEnvs();
   removeAllNetns();
 });
+afterAll(() => removeSharedIfNew(shared));
 
 const ipOf = (r: { stdout: string }) => ((JSON.parse(r.stdout) as { result: { ips: { address: string }[] } }).result.ips[0]?.address ?? '').replace(/\/\d+$/, '');
 

@@ -63,13 +63,8 @@ export class FirewallState {
   }
 
   /** Run `fn` holding the lock (bounded wait; code 11 when it times out). */
-  async locked<T>(fn: () => Promise<T>): Promise<T> {
-    this.lock.acquire();
-    try {
-      return await fn();
-    } finally {
-      this.lock.release();
-    }
+  locked<T>(fn: () => Promise<T>): Promise<T> {
+    return this.lock.withAsync(fn);
   }
 
   private path(h: Holder): string {

@@ -5,52 +5,39 @@
  * those names come first in PATH and log every call, then run the real tool.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, expect, it } from 'vitest';
 import { BIN_DIR, binPath } from '../../helpers/plugin.ts';
 import { createNetns, removeAllNetns, tryRun } from '../../helpers/netns.ts';
+import { watchExecs } from '../../helpers/exec-watch.ts';
 import { removeLeftoverRules, sameAsBefore, snapshotFirewall } from './helpers.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'tscni-tf-nochild-'));
-const wrappers = join(work, 'bin');
-const log = join(work, 'exec.log');
-const REAL_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
-const WATCHED = ['ip', 'nsenter', 'sysctl', 'bridge', 'iptables-restore', 'ip6tables-restore', 'iptables', 'ip6tables', 'nft'];
+const watch = watchExecs();
 const BRIDGE = `tf${randomBytes(3).toString('hex')}`;
 const before = snapshotFirewall();
-
-mkdirSync(wrappers);
-for (const name of WATCHED) {
-  writeFileSync(join(wrappers, name), `#!/bin/sh\necho "${name} $*" >> ${JSON.stringify(log)}\nPATH=${REAL_PATH} exec ${name} "$@"\n`);
-  chmodSync(join(wrappers, name), 0o755);
-}
 
 afterAll(() => {
   removeAllNetns();
   removeLeftoverRules();
   tryRun(['ip', 'link', 'del', BRIDGE]);
   rmSync(work, { recursive: true, force: true });
+  watch.remove();
 });
 
 function call(plugin: string, command: string, conf: unknown, ns: string, cid: string): { code: number | null; stdout: string } {
   const r = spawnSync(binPath(plugin), [], {
-    env: { PATH: `${wrappers}:${REAL_PATH}`, CNI_COMMAND: command, CNI_CONTAINERID: cid, CNI_NETNS: ns, CNI_IFNAME: 'eth0', CNI_PATH: BIN_DIR },
+    env: { PATH: watch.path, CNI_COMMAND: command, CNI_CONTAINERID: cid, CNI_NETNS: ns, CNI_IFNAME: 'eth0', CNI_PATH: BIN_DIR },
     input: JSON.stringify(conf),
     encoding: 'utf8',
   });
   return { code: r.status, stdout: r.stdout };
 }
 
-const calls = (): string[] => {
-  try {
-    return readFileSync(log, 'utf8').split('\n').filter(Boolean);
-  } catch {
-    return [];
-  }
-};
+const calls = watch.calls;
 
 it('bridge + firewall + tuning: no ip/nsenter/sysctl/bridge child; tuning none at all', () => {
   const ns = createNetns('tfnc');

@@ -8,48 +8,34 @@
  * and dummy need kernel drivers this CI kernel lacks (see their tests).
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BIN_DIR, binPath } from '../../helpers/plugin.ts';
+import { watchExecs } from '../../helpers/exec-watch.ts';
 import { createNetns, removeAllNetns, type TestNetns } from '../../helpers/netns.ts';
 
+const watch = watchExecs();
 const work = mkdtempSync(join(tmpdir(), 'tscni-nochild2-'));
-const wrappers = join(work, 'bin');
-const log = join(work, 'exec.log');
-const REAL_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
-const WATCHED = ['ip', 'nsenter', 'sysctl', 'bridge', 'iptables-restore', 'ip6tables-restore', 'iptables', 'ip6tables', 'nft'];
-
-mkdirSync(wrappers, { recursive: true });
-for (const name of WATCHED) {
-  const w = join(wrappers, name);
-  writeFileSync(w, `#!/bin/sh\necho "${name} $*" >> ${JSON.stringify(log)}\nPATH=${REAL_PATH} exec ${name} "$@"\n`);
-  chmodSync(w, 0o755);
-}
 
 afterAll(() => {
   removeAllNetns();
   rmSync(work, { recursive: true, force: true });
+  watch.remove();
 });
 
 /** Run a plugin inside `host` (the test's `ip` runs with the real PATH; the plugin gets the wrappers first). */
 function call(host: TestNetns, plugin: string, command: string, conf: unknown, ns: string, cid: string) {
   const r = spawnSync('/usr/sbin/ip', ['netns', 'exec', host.name, binPath(plugin)], {
-    env: { PATH: `${wrappers}:${REAL_PATH}`, CNI_COMMAND: command, CNI_CONTAINERID: cid, CNI_NETNS: ns, CNI_IFNAME: 'eth0', CNI_PATH: BIN_DIR },
+    env: { PATH: watch.path, CNI_COMMAND: command, CNI_CONTAINERID: cid, CNI_NETNS: ns, CNI_IFNAME: 'eth0', CNI_PATH: BIN_DIR },
     input: JSON.stringify(conf),
     encoding: 'utf8',
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const calls = (): string[] => {
-  try {
-    return readFileSync(log, 'utf8').trim().split('\n').filter(Boolean);
-  } catch {
-    return [];
-  }
-};
+const calls = () => watch.calls();
 
 describe('no ip, nsenter, sysctl or bridge child in the new plugins', () => {
   it('ptp (dual-stack, ipMasq) and macvlan + static: ADD, CHECK, DEL', () => {

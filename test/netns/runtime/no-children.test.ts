@@ -8,52 +8,38 @@
  * (rules change), and is counted to show the wrappers work.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BIN_DIR, binPath } from '../../helpers/plugin.ts';
+import { watchExecs } from '../../helpers/exec-watch.ts';
 import { createNetns, removeAllNetns, tryRun } from '../../helpers/netns.ts';
 import { removeSharedIfNew, snapshotShared } from '../../helpers/portmap-shared.ts';
 
+const watch = watchExecs();
 const work = mkdtempSync(join(tmpdir(), 'tscni-nochild-'));
-const wrappers = join(work, 'bin');
-const log = join(work, 'exec.log');
-const REAL_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
-const WATCHED = ['ip', 'nsenter', 'sysctl', 'bridge', 'iptables-restore', 'ip6tables-restore', 'iptables', 'ip6tables', 'nft'];
 const shared = snapshotShared();
 const BRIDGE = `tnc${process.pid % 100000}`;
-
-spawnSync('mkdir', ['-p', wrappers]);
-for (const name of WATCHED) {
-  const w = join(wrappers, name);
-  writeFileSync(w, `#!/bin/sh\necho "${name} $*" >> ${JSON.stringify(log)}\nPATH=${REAL_PATH} exec ${name} "$@"\n`);
-  chmodSync(w, 0o755);
-}
 
 afterAll(() => {
   removeAllNetns();
   tryRun(['ip', 'link', 'del', BRIDGE]);
   removeSharedIfNew(shared);
   rmSync(work, { recursive: true, force: true });
+  watch.remove();
 });
 
 function call(plugin: string, command: string, conf: unknown, ns: string, cid: string, ifname = 'eth0'): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(binPath(plugin), [], {
-    env: { PATH: `${wrappers}:${REAL_PATH}`, CNI_COMMAND: command, CNI_CONTAINERID: cid, CNI_NETNS: ns, CNI_IFNAME: ifname, CNI_PATH: BIN_DIR },
+    env: { PATH: watch.path, CNI_COMMAND: command, CNI_CONTAINERID: cid, CNI_NETNS: ns, CNI_IFNAME: ifname, CNI_PATH: BIN_DIR },
     input: JSON.stringify(conf),
     encoding: 'utf8',
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const calls = (): string[] => {
-  try {
-    return readFileSync(log, 'utf8').trim().split('\n').filter(Boolean);
-  } catch {
-    return [];
-  }
-};
+const calls = () => watch.calls();
 
 describe('no ip, nsenter, sysctl or bridge child in any plugin verb', () => {
   it('bridge + host-local + portmap + loopback: ADD, CHECK, DEL', () => {

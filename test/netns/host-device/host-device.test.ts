@@ -10,7 +10,7 @@
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createNetns, type TestNetns } from '../../helpers/netns.ts';
-import { IPAM_VERSIONS, addrsOf, callIn, callInOk, cleanupAll, createFakeHost, dataDir, linkNames, linkOf, ping, pingWithin, removeTmpRoot, reservations, vethBetween } from '../ptp/fakehost.ts';
+import { IPAM_VERSIONS, addrsOf, callIn, callInOk, cleanupAll, fakeHostWithLan, dataDir, linkNames, linkOf, ping, pingWithin, removeTmpRoot, reservations } from '../ptp/fakehost.ts';
 
 afterEach(cleanupAll);
 afterAll(() => {
@@ -25,11 +25,8 @@ const LAN_IP = '10.253.128.254';
 
 /** A fake host holding DEV (a veth, MAC DEV_MAC) whose peer in a lan namespace has LAN_IP. */
 function fakeHostWithDevice(): { host: TestNetns; lan: TestNetns } {
-  const host = createFakeHost('thh');
-  const lan = createNetns('thlan');
-  vethBetween(host, DEV, lan, 'eth0');
+  const { host, lan } = fakeHostWithLan('thh', 'thlan', DEV, `${LAN_IP}/24`);
   host.exec(['ip', 'link', 'set', DEV, 'address', DEV_MAC]);
-  lan.exec(['ip', 'addr', 'add', `${LAN_IP}/24`, 'dev', 'eth0']);
   return { host, lan };
 }
 

@@ -9,7 +9,7 @@
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createNetns, type TestNetns } from '../../helpers/netns.ts';
-import { callIn, callInOk, cleanupAll, createFakeHost, dataDir, linkNames, ping, removeTmpRoot, reservations, vethBetween } from '../ptp/fakehost.ts';
+import { callIn, callInOk, cleanupAll, fakeHostWithLan, dataDir, linkNames, ping, removeTmpRoot, reservations } from '../ptp/fakehost.ts';
 
 afterEach(cleanupAll);
 afterAll(() => {
@@ -27,10 +27,7 @@ function kernelHas(kind: 'ipvlan' | 'vlan'): boolean {
 }
 
 function setup(): { host: TestNetns; lan: TestNetns } {
-  const host = createFakeHost();
-  const lan = createNetns('tvlan');
-  vethBetween(host, 'tvmaster0', lan, 'eth0');
-  return { host, lan };
+  return fakeHostWithLan('fh', 'tvlan', 'tvmaster0');
 }
 
 const conf = (type: string, dir: string, extra: Record<string, unknown>) => ({

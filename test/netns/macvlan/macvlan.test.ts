@@ -15,6 +15,7 @@ import {
   callInOk,
   cleanupAll,
   createFakeHost,
+  fakeHostWithLan,
   dataDir,
   linkNames,
   linkOf,
@@ -37,11 +38,7 @@ const LAN_IP = '10.253.3.254';
 
 /** A fake host with MASTER (a veth) whose peer in a lan namespace has LAN_IP. */
 function fakeHostWithMaster(): { host: TestNetns; lan: TestNetns } {
-  const host = createFakeHost();
-  const lan = createNetns('tmlan');
-  vethBetween(host, MASTER, lan, 'eth0');
-  lan.exec(['ip', 'addr', 'add', `${LAN_IP}/24`, 'dev', 'eth0']);
-  return { host, lan };
+  return fakeHostWithLan('fh', 'tmlan', MASTER, `${LAN_IP}/24`);
 }
 
 function conf(version: string, dir: string, extra: Record<string, unknown> = {}): Record<string, unknown> {

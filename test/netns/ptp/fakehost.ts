@@ -128,6 +128,21 @@ export function vethBetween(nsA: TestNetns, a: string, nsB: TestNetns, b: string
   nsB.exec(['ip', 'link', 'set', b, 'up']);
 }
 
+/**
+ * A fake host (namespace tagged `hostTag`) holding `master`, a veth whose
+ * peer is eth0 of a "lan" namespace (tagged `lanTag`); `lanCidr` (e.g.
+ * '10.253.3.254/24'), when given, is the lan side's address. Plugins that
+ * need a master (macvlan, ipvlan, host-device) act on it without touching
+ * the real host's links.
+ */
+export function fakeHostWithLan(hostTag: string, lanTag: string, master: string, lanCidr?: string): { host: TestNetns; lan: TestNetns } {
+  const host = createFakeHost(hostTag);
+  const lan = createNetns(lanTag);
+  vethBetween(host, master, lan, 'eth0');
+  if (lanCidr) lan.exec(['ip', 'addr', 'add', lanCidr, 'dev', 'eth0']);
+  return { host, lan };
+}
+
 /** Remove every namespace (and with it every link and rule) and the temp dir. */
 export function cleanupAll(): void {
   removeAllNetns();

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNetns, removeAllNetns, sh, tryRun, type TestNetns } from '../../helpers/netns.ts';
 import { callPlugin, callPluginOk, type PluginOutput } from '../../helpers/plugin.ts';
+import { splitWords } from '../../helpers/masq-leftovers.ts';
 
 export const rand = (n = 3) => randomBytes(n).toString('hex');
 export type Backend = 'iptables' | 'nftables';
@@ -130,13 +131,6 @@ export function removeLeftoverRules(): void {
       tryRun([cmd, '-w', '-t', 'filter', '-D', ...splitWords(l.slice(3))]);
     }
   }
-}
-
-function splitWords(line: string): string[] {
-  const out: string[] = [];
-  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
-  for (let m = re.exec(line); m; m = re.exec(line)) out.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : (m[2] as string));
-  return out;
 }
 
 /** Lines of the filter table (both families) or our nft table that mention `needle`. */

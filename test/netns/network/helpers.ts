@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { removeMasqueradeOf } from '../../helpers/masq-leftovers.ts';
 import { tryRun } from '../../helpers/netns.ts';
 import { BIN_DIR, binPath } from '../../helpers/plugin.ts';
 
@@ -144,8 +145,13 @@ export function links(prefix: string): string[] {
   return readdirSync('/sys/class/net').filter((n) => n.startsWith(prefix));
 }
 
-/** Undo everything: pods down, networks removed, servers stopped (by pid), links, netns, dirs. */
+/**
+ * Undo everything: pods down, networks removed, servers stopped (by pid),
+ * masquerade rules a failed DEL left, links, netns, dirs. Throws after the
+ * cleanup when a DEL left masquerade rules, so a leak fails the test.
+ */
 export function cleanupNetEnvs(): void {
+  const leaked: string[] = [];
   for (const e of envs.splice(0)) {
     for (const p of e.pods) if (existsSync(join(e.stateDir, 'pods', `${p}.json`))) tscni(e, ['down', p]);
     for (const n of e.networks) if (existsSync(join(e.netDir, `${n}.conflist`))) tscni(e, ['network', 'rm', '--force', n]);
@@ -158,9 +164,11 @@ export function cleanupNetEnvs(): void {
         }
       }
       rmSync(`/var/lib/cni/networks/${n}`, { recursive: true, force: true });
+      leaked.push(...removeMasqueradeOf(n));
     }
     for (const p of e.pods) if (existsSync(`/run/netns/${p}`)) tryRun(['ip', 'netns', 'del', p]);
     for (const l of links(e.bridgePrefix)) tryRun(['ip', 'link', 'del', l]);
     rmSync(e.dir, { recursive: true, force: true });
   }
+  if (leaked.length > 0) throw new Error(`pods down, yet their masquerade rules were left (now removed):\n${leaked.join('\n')}`);
 }

@@ -124,13 +124,7 @@ async function add(args: CmdArgs): Promise<Result> {
   const gateways = gatewaysOf(prev);
   if (gateways.length === 0) throw new CniError(ErrorCode.InvalidNetworkConfig, 'dnsname: prevResult has no gateway to serve names on (bridge needs isGateway)');
   const dir = dnsDirFor(args.env, conf.network);
-  const lock = networkLock(dir);
-  lock.acquire();
-  try {
-    return await addLocked(args, conf, prev, gateways, dir);
-  } finally {
-    lock.release();
-  }
+  return networkLock(dir).withAsync(() => addLocked(args, conf, prev, gateways, dir));
 }
 
 async function addLocked(args: CmdArgs, conf: DnsConf, prev: Result, gateways: string[], dir: string): Promise<Result> {
@@ -162,13 +156,7 @@ async function addLocked(args: CmdArgs, conf: DnsConf, prev: Result, gateways: s
 
 /** Run `fn` under the network's lock. */
 function locked<T>(dir: string, fn: () => T): T {
-  const lock = networkLock(dir);
-  lock.acquire();
-  try {
-    return fn();
-  } finally {
-    lock.release();
-  }
+  return networkLock(dir).with(fn);
 }
 
 async function del(args: CmdArgs): Promise<void> {
@@ -221,13 +209,7 @@ async function check(args: CmdArgs): Promise<void> {
   const dir = dnsDirFor(args.env, conf.network);
   const record = readRecords(dir).find((r) => r.containerId === args.containerId && r.ifName === args.ifName);
   if (!record) throw new CniError(ErrorCode.Internal, `dnsname: no name record for ${args.containerId}/${args.ifName} on ${conf.network}`);
-  const lock = networkLock(dir);
-  lock.acquire();
-  try {
-    await ensureServer(dir, conf.network, args.env);
-  } finally {
-    lock.release();
-  }
+  await networkLock(dir).withAsync(() => ensureServer(dir, conf.network, args.env));
   // The name must resolve, through the server, to the addresses the runtime has for the pod.
   const prev = args.config.prevResult;
   const expected = (prev?.ips ?? []).map((i) => i.address.replace(/\/\d+$/, ''));

@@ -8,7 +8,7 @@
  *
  * Records are complete JSON files renamed into place.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileLock } from '../../lib/file-lock.ts';
 import type { FirewallBackend, IngressPolicy } from './config.ts';
@@ -84,8 +84,15 @@ export class FirewallState {
     renameSync(tmp, p);
   }
 
+  /** Drop `h`'s record; the network's folder goes with its last record, as portmap's does. */
   remove(h: Holder): void {
     rmSync(this.path(h), { force: true });
+    try {
+      rmdirSync(join(this.dir, 'attachments', h.network));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOENT') throw err;
+    }
   }
 
   /** Every record (all networks), or those of `network`. */

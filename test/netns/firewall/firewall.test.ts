@@ -5,6 +5,8 @@
  * table and nft ruleset as they were.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callPlugin, callPluginOk } from '../../helpers/plugin.ts';
 import { removeSharedIfNew, snapshotShared } from '../../helpers/portmap-shared.ts';
@@ -69,6 +71,9 @@ describe.each(['iptables', 'nftables'] as Backend[])('firewall (%s)', (backend) 
     if (backend === 'iptables') expect(ruleLines(a.bridge).length).toBeGreaterThan(0);
     delPod(a, a2);
     expect(sameAsBefore(before, snapshotFirewall()), snapshotFirewall()).toBe(true);
+    // The networks' record folders go with their last records.
+    expect(existsSync(join(a.stateDir, 'attachments', a.name))).toBe(false);
+    expect(existsSync(join(b.stateDir, 'attachments', b.name))).toBe(false);
   });
 
   it('isolated: pods on one bridge cannot reach each other, a published port still answers from the host', async () => {

@@ -18,6 +18,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { overlayStep } from './demo-overlay.mjs';
 
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'dist', 'bin');
@@ -42,6 +43,8 @@ const PODS = ['web', 'db', 'app', 'sidecar', 'lonely', 'other', 'iso1', 'iso2', 
 // The macvlan "master": a veth whose peer is the outside host's second NIC (a lan made by the demo).
 const MACVLAN_MASTER = 'tscni-dmv0';
 const servers = [];
+// The optional last step (it starts etcd): npm run demo -- --overlay, or TSCNI_DEMO_OVERLAY=1.
+const overlay = process.argv.includes('--overlay') || process.env.TSCNI_DEMO_OVERLAY === '1';
 const failures = [];
 const gaps = [];
 
@@ -369,6 +372,7 @@ try {
   writeConfigs();
   createOutsideHost();
   await scenarios();
+  await overlayStep({ enabled: overlay, step, show, ok, bad, check, tscni, node });
 } catch (e) {
   crashed = e;
   bad(`the demo stopped: ${e.stack ?? e}`);

@@ -13,13 +13,13 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../../lib/fs.ts';
 import { addToIp, cidrContains, compareIp, prevIp, formatCidr, formatIp, lastAddress, networkAddress, nextIp, parseCidr, parseIp, type Cidr } from '../../lib/ip/cidr.ts';
 import { confFiles, loadNetworkConf, type JsonObject } from '../../lib/libcni/conf.ts';
 import { withRtnl } from '../../lib/netlink/rtnl.ts';
 import { PLUGIN_NAMES } from '../../plugins/registry.ts';
-import { dnsDirFor, lockPath, readRecords, stopServer } from '../../plugins/dns/state.ts';
+import { dnsDirFor, lockPath, networkLock, readRecords, releaseNetwork } from '../../plugins/dns/state.ts';
 import { UsageError, type CliContext } from '../context.ts';
 import { listPods } from '../pods.ts';
 import { podDetach } from './pods.ts';
@@ -404,8 +404,9 @@ export async function networkRm(ctx: CliContext, name: string, force: boolean): 
   }
   const dnsDir = dnsDirFor(ctx.env, name);
   if (existsSync(dnsDir)) {
-    stopServer(dnsDir, name);
-    rmSync(dnsDir, { recursive: true, force: true });
+    networkLock(dnsDir).with(() => rmSync(dnsDir, { recursive: true, force: true }));
+    // The host's server closes the network's sockets, or stops with the last network.
+    releaseNetwork(dirname(dnsDir));
     out.removed.push(dnsDir);
   }
   rmSync(lockPath(dnsDir), { force: true });

@@ -3,10 +3,12 @@
  * keys compatible with podman's dnsname: `domainName`, `capabilities:
  * {"aliases": true}`).
  *
- *   ADD    record name + aliases + prevResult's addresses; ensure the network's
- *          name server runs; result = prevResult + dns {nameservers: gateways}
- *   DEL    remove exactly that record; with the last one, stop the server and
- *          remove the network's directory (under the network's lock, as ADD)
+ *   ADD    record name + aliases + prevResult's addresses; ensure the host's
+ *          name server runs and listens for the network; result = prevResult +
+ *          dns {nameservers: gateways}
+ *   DEL    remove exactly that record; with the network's last one, remove the
+ *          network's directory (under the network's lock, as ADD), and with
+ *          the host's last network, stop the server
  *   CHECK  the record exists, the server runs (restarted if it was killed) and
  *          answers the pod's name with prevResult's addresses
  *   GC     drop records of attachments not in cni.dev/valid-attachments
@@ -14,7 +16,7 @@
  * The pod's name: K8S_POD_NAME from CNI_ARGS (what containerd, CRI-O, podman
  * and `tscni up` pass), else the container ID.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { validAttachments } from '../../lib/cni/attachments.ts';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
@@ -24,17 +26,21 @@ import { TSCNI_VERSION } from '../../lib/version-info.ts';
 import {
   deleteRecord,
   dnsDirFor,
-  isServer,
   networkLock,
+  networkSig,
+  nudgeServer,
   pidFile,
   readNetworkInfo,
   readRecords,
   removeIfUnused,
   runningServer,
-  stopServer,
+  servedBy,
+  serverLock,
+  stopLegacyServers,
   writeNetworkInfo,
   writeRecord,
   type NameRecord,
+  type NetworkInfo,
 } from './state.ts';
 
 export const DEFAULT_DOMAIN = 'dns.podman';
@@ -67,48 +73,70 @@ export function podNameFrom(cniArgs: string, containerId: string): string {
   return containerId;
 }
 
-/** The pid in the network's pid file when it names a live server of the network (written by a bound server). */
-function announcedServer(dir: string, network: string): number | undefined {
+const LOG_ROTATE_BYTES = 1 << 20;
+
+function sizeOf(path: string): number {
   try {
-    const pid = Number(readFileSync(pidFile(dir), 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 && isServer(pid, network) ? pid : undefined;
+    return statSync(path).size;
   } catch {
-    return undefined;
+    return 0;
   }
 }
 
-/** Start `tscni dns serve --network NAME` detached, and wait until it has bound (its pid file names it). */
-async function ensureServer(dir: string, network: string, env: Record<string, string | undefined>): Promise<void> {
-  if (runningServer(dir, network)) return;
+/** Start `tscni dns serve --dir BASE` detached; its stderr goes to BASE/server.log. */
+function spawnServer(base: string, env: Record<string, string | undefined>): void {
   // The one process this plugin starts, and it must outlive the plugin
   // (detached: its own session), which lib/exec's run() is not for. It is this
   // same executable invoked as `tscni` (argv0 picks the CLI), so it works
   // whatever name the plugin was installed under.
   const cp = process.getBuiltinModule('node:child_process') as typeof import('node:child_process');
-  mkdirSync(dir, { recursive: true });
-  // A dead server's pid file goes first: below we wait for the new server's own announcement.
-  rmSync(pidFile(dir), { force: true });
-  const logFd = openSync(join(dir, 'server.log'), 'a', 0o644);
+  mkdirSync(base, { recursive: true });
+  const logPath = join(base, 'server.log');
+  // The log outlives servers (it is where a failed start is explained); one older generation is kept.
+  if (sizeOf(logPath) > LOG_ROTATE_BYTES) renameSync(logPath, `${logPath}.1`);
+  const logFd = openSync(logPath, 'a', 0o644);
   try {
-    const child = cp.spawn(process.execPath, ['dns', 'serve', '--network', network], {
+    const child = cp.spawn(process.execPath, ['dns', 'serve', '--dir', base], {
       argv0: 'tscni',
       detached: true,
       stdio: ['ignore', logFd, logFd],
-      env: { PATH: env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', TSCNI_DNS_DIR: dirname(dir), ...(env.TSCNI_DNS_UPSTREAM ? { TSCNI_DNS_UPSTREAM: env.TSCNI_DNS_UPSTREAM } : {}) },
+      env: { PATH: env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', TSCNI_DNS_DIR: base, ...(env.TSCNI_DNS_UPSTREAM ? { TSCNI_DNS_UPSTREAM: env.TSCNI_DNS_UPSTREAM } : {}) },
     });
     child.on('error', () => undefined);
     child.unref();
   } finally {
     closeSync(logFd);
   }
-  // Ready means bound: the server writes the pid file itself once a socket is bound (or, when another
-  // server of this network won the race for the port, names the winner). A process that merely
-  // exists may not answer yet, so the pid file is the only signal taken.
-  for (let i = 0; i < 200; i++) {
-    if (announcedServer(dir, network)) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new CniError(ErrorCode.Internal, `the name server of ${network} did not start (see ${join(dir, 'server.log')})`);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Make sure the host's server listens for the network in `dir` as `info` says:
+ * nothing to do when the network's pid file names a live server listening so;
+ * else, under the server lock, start the server (or nudge the running one to
+ * re-read the networks) and wait until it has bound (it writes the network's
+ * pid file then). A server that dies meanwhile is started again, twice at most.
+ * Throws CniError 999 naming the server's log when it does not listen within 5 s.
+ */
+async function ensureServed(dir: string, info: NetworkInfo, env: Record<string, string | undefined>): Promise<void> {
+  const sig = networkSig(info);
+  if (servedBy(dir, sig)) return;
+  const base = dirname(dir);
+  await serverLock(base).withAsync(async () => {
+    // Servers of an older tscni (one per network) hold the gateways' port.
+    stopLegacyServers(base);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (!nudgeServer(base)) spawnServer(base, env);
+      for (let waited = 0; waited < 5000; waited += 20) {
+        if (servedBy(dir, sig)) return;
+        await sleep(20);
+        // Died (killed, or it exited idle just before our nudge): start another.
+        if (waited % 200 === 180 && runningServer(base) === undefined) break;
+      }
+    }
+    throw new CniError(ErrorCode.Internal, `the name server does not listen for ${info.network} on ${info.gateways.join(', ')} port 53 (see ${join(base, 'server.log')})`);
+  });
 }
 
 function gatewaysOf(prev: Result): string[] {
@@ -128,11 +156,12 @@ async function add(args: CmdArgs): Promise<Result> {
 }
 
 async function addLocked(args: CmdArgs, conf: DnsConf, prev: Result, gateways: string[], dir: string): Promise<Result> {
-  const info = readNetworkInfo(dir);
+  let info = readNetworkInfo(dir);
   if (!info || info.domainName !== conf.domainName || info.gateways.join() !== gateways.join()) {
-    // The network was recreated with other addresses: the old server listens in the wrong place.
-    if (info) stopServer(dir, conf.network);
-    writeNetworkInfo(dir, { network: conf.network, gateways, domainName: conf.domainName });
+    // New, or recreated with other addresses: the server re-reads network.json when ensureServed nudges it.
+    info = { network: conf.network, gateways, domainName: conf.domainName };
+    writeNetworkInfo(dir, info);
+    rmSync(pidFile(dir), { force: true });
   }
   const record: NameRecord = {
     containerId: args.containerId,
@@ -143,7 +172,7 @@ async function addLocked(args: CmdArgs, conf: DnsConf, prev: Result, gateways: s
   };
   writeRecord(dir, record);
   try {
-    await ensureServer(dir, conf.network, args.env);
+    await ensureServed(dir, info, args.env);
   } catch (e) {
     deleteRecord(dir, args.containerId, args.ifName);
     throw e;
@@ -164,7 +193,7 @@ async function del(args: CmdArgs): Promise<void> {
   const dir = dnsDirFor(args.env, conf.network);
   locked(dir, () => {
     deleteRecord(dir, args.containerId, args.ifName);
-    removeIfUnused(dir, conf.network);
+    removeIfUnused(dir);
   });
 }
 
@@ -209,7 +238,11 @@ async function check(args: CmdArgs): Promise<void> {
   const dir = dnsDirFor(args.env, conf.network);
   const record = readRecords(dir).find((r) => r.containerId === args.containerId && r.ifName === args.ifName);
   if (!record) throw new CniError(ErrorCode.Internal, `dnsname: no name record for ${args.containerId}/${args.ifName} on ${conf.network}`);
-  await networkLock(dir).withAsync(() => ensureServer(dir, conf.network, args.env));
+  await networkLock(dir).withAsync(async () => {
+    const info = readNetworkInfo(dir);
+    if (!info) throw new CniError(ErrorCode.Internal, `dnsname: no network.json for ${conf.network} in ${dir}`);
+    await ensureServed(dir, info, args.env);
+  });
   // The name must resolve, through the server, to the addresses the runtime has for the pod.
   const prev = args.config.prevResult;
   const expected = (prev?.ips ?? []).map((i) => i.address.replace(/\/\d+$/, ''));
@@ -234,7 +267,7 @@ async function gc(args: CmdArgs): Promise<void> {
     for (const r of readRecords(dir)) {
       if (!valid.some((v) => v.containerID === r.containerId && v.ifname === r.ifName)) deleteRecord(dir, r.containerId, r.ifName);
     }
-    removeIfUnused(dir, conf.network);
+    removeIfUnused(dir);
   });
 }
 

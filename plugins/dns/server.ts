@@ -1,24 +1,32 @@
 /**
- * The name server of one network: `tscni dns serve --network NAME`, started
- * detached by the dnsname plugin when missing. It listens on the network's
- * gateway addresses, port 53 (UDP and TCP), answers A/AAAA for the network's
- * pods from the record files (re-read when records/ changes), and forwards
- * every other name to the host's resolvers (/etc/resolv.conf, or
- * $TSCNI_DNS_UPSTREAM, never its own addresses), over the transport the
- * client used (UDP, or TCP after a truncated reply).
+ * The host's name server: `tscni dns serve [--dir BASE]`, one process for every
+ * network with names (as aardvark-dns), started detached by the dnsname
+ * plugin when missing. For each network in BASE (a directory with a
+ * network.json) it listens on the network's gateway addresses, port 53 (UDP
+ * and TCP), and answers A/AAAA/PTR for that network's pods only, from the
+ * record files (re-read when records/ changes): the socket a query arrives on
+ * decides the network, so a pod never learns another network's names. Every
+ * other name goes to the host's resolvers (/etc/resolv.conf, or
+ * $TSCNI_DNS_UPSTREAM, never one of its own addresses), over the transport
+ * the client used (UDP, or TCP after a truncated reply).
  *
- * Its life: pid file written once bound; SIGTERM (from the plugin when the
- * last record goes, or `network rm`) closes it; it also exits on its own when
- * its network's directory disappears. Killed any other way, the next plugin
- * call starts a new one; it holds no state of its own.
+ * Its life: BASE/server.pid written at start; a network's pid file
+ * (BASE/<network>/server.pid: pid and what it listens as) once it listens for
+ * it. It re-reads the networks on SIGHUP (the plugin sends one after writing a
+ * network.json or removing a network) and every second, closing the sockets
+ * of removed networks before binding new ones. SIGTERM (from the plugin when
+ * the last network goes) closes it; it also exits when BASE disappears or has
+ * held no network for 10 s. Killed any other way, the next plugin call starts
+ * a new one; it holds no state of its own.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { readFileSync, rmSync, existsSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect, createServer, type Server } from 'node:net';
 import dnsPacket from 'dns-packet';
 import { writeFileAtomic } from '../../lib/fs.ts';
 import { answerLocal, parseNameservers } from './answer.ts';
-import { findServer, pidFile, readNetworkInfo, readRecords, recordsStamp, type NameRecord } from './state.ts';
+import { networkSig, networksIn, pidFile, readNetworkInfo, readRecords, recordsStamp, runningServer, type NameRecord, type NetworkInfo } from './state.ts';
 
 const AA = 0x400;
 const RD = 0x100;
@@ -30,19 +38,28 @@ function log(msg: string): void {
   process.stderr.write(`${new Date().toISOString()} tscni-dns[${process.pid}]: ${msg}\n`);
 }
 
+/** What the server knows of one network: where its records are, and the last ones read. */
 export interface ServerState {
   dir: string;
   domainName: string;
   upstreams: string[];
   records: NameRecord[];
+  /** records/'s mtime (ms) when last read; -1: never read. */
   stamp: number;
+  /** When records/ was last read (ms since the epoch). */
+  readAt?: number;
 }
+
+/** How close (ms) a records/ mtime may be to the last read and still hide a change (mtimes tick coarsely). */
+const STAMP_SLACK_MS = 100;
 
 function currentRecords(s: ServerState): NameRecord[] {
   const stamp = recordsStamp(s.dir);
   // Directory mtimes are as coarse as the kernel's clock tick: a change in the
-  // same tick as the last read keeps the stamp, so recent stamps always re-read.
-  if (stamp !== s.stamp || Date.now() - stamp < 2000) {
+  // same tick as the last read keeps the stamp, so a stamp that is not clearly
+  // older than the last read means read again.
+  if (stamp !== s.stamp || (s.readAt ?? 0) - stamp < STAMP_SLACK_MS) {
+    s.readAt = Date.now();
     s.records = readRecords(s.dir);
     s.stamp = stamp;
   }
@@ -177,9 +194,9 @@ function bindTcp(s: ServerState, addr: string): Promise<Server> {
   });
 }
 
-/** Retry a bind while the address is not there yet (an IPv6 gateway still in DAD). */
-async function withRetry<T>(what: string, fn: () => Promise<T>): Promise<T | undefined> {
-  for (let i = 0; i < 40; i++) {
+/** Retry a bind while the address is not there yet (an IPv6 gateway still in DAD), for up to 10 s or until `cancelled()`. */
+async function withRetry<T>(what: string, fn: () => Promise<T>, cancelled: () => boolean): Promise<T | undefined> {
+  for (let i = 0; i < 40 && !cancelled(); i++) {
     try {
       return await fn();
     } catch (e) {
@@ -206,56 +223,138 @@ export function upstreamsFrom(override: string | undefined, resolvConf: string, 
   return parseNameservers(resolvConf, own);
 }
 
-/** Run the server for the network whose state is in `dir`; resolves never (exits the process). */
-export async function serve(dir: string, network: string): Promise<void> {
-  const info = readNetworkInfo(dir);
-  if (!info || info.gateways.length === 0) throw new Error(`no network.json with gateways in ${dir}: nothing to listen on`);
+/** One network being served: its sockets, and what it listens as. */
+interface Served {
+  network: string;
+  sig: string;
+  state: ServerState;
+  closers: (() => void)[];
+  closed: boolean;
+  /** At least one UDP socket bound: the network's pid file is written. */
+  announced: boolean;
+}
+
+/** Run the host's server for the networks in `base`; resolves never (exits the process). */
+export async function serve(base: string): Promise<void> {
+  const other = runningServer(base);
+  if (other && other !== process.pid) {
+    log(`exiting: server ${other} already serves ${base}`);
+    process.exit(0);
+  }
+  if (!existsSync(base)) throw new Error(`${base} does not exist: no network to serve`);
+  writeFileAtomic(pidFile(base), `${process.pid}\n`, { mode: 0o644 });
   let resolvConf = '';
   try {
     resolvConf = readFileSync('/etc/resolv.conf', 'utf8');
   } catch {
     // no resolv.conf: forward nowhere, answer SERVFAIL for outside names
   }
-  const upstreams = upstreamsFrom(process.env.TSCNI_DNS_UPSTREAM, resolvConf, info.gateways);
-  const s: ServerState = { dir, domainName: info.domainName, upstreams, records: [], stamp: -1 };
-  const closers: (() => void)[] = [];
-  // Every gateway binds on its own; the pid file (what the plugin waits for) is
-  // written at the first success, while an IPv6 gateway still in DAD keeps retrying.
-  let announced = false;
-  const announce = () => {
-    if (announced) return;
-    announced = true;
-    writeFileAtomic(pidFile(dir), `${process.pid}\n`, { mode: 0o644 });
+  const served = new Map<string, Served>();
+  /** Networks whose every bind failed: not retried before `at` unless their network.json changes or a SIGHUP comes. */
+  const failed = new Map<string, { sig: string; at: number }>();
+  let idleSince: number | undefined;
+
+  const writeNetworkPid = (n: Served) => {
+    const dir = join(base, n.network);
+    if (existsSync(dir)) writeFileAtomic(pidFile(dir), `${process.pid}\n${n.sig}\n`, { mode: 0o644 });
   };
-  const lost = (e: unknown) => {
-    // Another server of this network won the race for the port: it serves, we
-    // leave, and the pid file names the winner (we may have written ours).
-    log(`exiting: ${(e as Error).message}`);
-    for (const c of closers) c();
-    const winner = findServer(dir, network);
-    if (winner) writeFileAtomic(pidFile(dir), `${winner}\n`, { mode: 0o644 });
-    process.exit(0);
+  const close = (n: Served, why: string) => {
+    n.closed = true;
+    for (const c of n.closers.splice(0)) c();
+    const file = pidFile(join(base, n.network));
+    try {
+      if (readFileSync(file, 'utf8').split('\n')[0] === String(process.pid)) rmSync(file, { force: true });
+    } catch {
+      // the network's directory is gone with its pid file
+    }
+    log(`stopped serving ${n.network}: ${why}`);
   };
-  const binds = info.gateways.flatMap((gw) => [
-    withRetry(`bind udp ${gw}:53`, () => bindUdp(s, gw)).then((u) => {
-      if (u) {
-        closers.push(() => u.close());
-        announce();
+  const open = (network: string, info: NetworkInfo, upstreams: string[]) => {
+    const n: Served = {
+      network,
+      sig: networkSig(info),
+      state: { dir: join(base, network), domainName: info.domainName, upstreams, records: [], stamp: -1 },
+      closers: [],
+      closed: false,
+      announced: false,
+    };
+    served.set(network, n);
+    const keep = (closer: () => void) => (n.closed ? closer() : n.closers.push(closer));
+    // Every gateway binds on its own; the network's pid file (what ADD waits for) is
+    // written at the first UDP success, while an IPv6 gateway still in DAD keeps retrying.
+    const binds = info.gateways.flatMap((gw) => [
+      withRetry(`${network}: bind udp ${gw}:53`, () => bindUdp(n.state, gw), () => n.closed).then((u) => {
+        if (!u) return;
+        keep(() => u.close());
+        if (!n.closed && !n.announced) {
+          n.announced = true;
+          writeNetworkPid(n);
+        }
+      }),
+      withRetry(`${network}: bind tcp ${gw}:53`, () => bindTcp(n.state, gw), () => n.closed).then((t) => {
+        if (t) keep(() => t.close());
+      }),
+    ]);
+    void Promise.allSettled(binds).then(() => {
+      if (n.closed) return;
+      if (!n.announced) {
+        // Nothing bound (the port is taken, or no gateway address exists): try again later.
+        close(n, 'could not listen on any gateway');
+        if (served.get(network) === n) served.delete(network);
+        failed.set(network, { sig: n.sig, at: Date.now() + 5000 });
+        return;
       }
-    }, lost),
-    withRetry(`bind tcp ${gw}:53`, () => bindTcp(s, gw)).then((t) => {
-      if (t) closers.push(() => t.close());
-    }, lost),
-  ]);
-  await Promise.race([Promise.all(binds), new Promise((r) => setTimeout(r, 1000))]);
-  if (!announced) await Promise.all(binds);
-  if (!announced) throw new Error(`could not listen on any of ${info.gateways.join(', ')}`);
-  log(`serving ${network} on ${info.gateways.join(', ')} port 53, upstreams ${upstreams.join(', ') || '(none)'}`);
+      log(`serving ${network} on ${info.gateways.join(', ')} port 53`);
+    });
+  };
+
+  const reconcile = (nudged: boolean) => {
+    if (!existsSync(base)) return stop(`${base} is gone`);
+    const want = new Map<string, NetworkInfo>();
+    for (const network of networksIn(base)) {
+      const info = readNetworkInfo(join(base, network));
+      if (info && Array.isArray(info.gateways) && info.gateways.length > 0) want.set(network, info);
+    }
+    const own = [...want.values()].flatMap((i) => i.gateways);
+    const upstreams = upstreamsFrom(process.env.TSCNI_DNS_UPSTREAM, resolvConf, own);
+    // Removed or changed networks close first: a new network may reuse a gateway.
+    for (const [network, n] of served) {
+      const info = want.get(network);
+      if (!info || networkSig(info) !== n.sig) {
+        close(n, info ? 'its network.json changed' : 'removed');
+        served.delete(network);
+      }
+    }
+    for (const [network, info] of want) {
+      const n = served.get(network);
+      if (n) {
+        n.state.upstreams = upstreams;
+        // The network's directory was removed and made again with the same addresses.
+        if (n.announced && servedByUs(join(base, network)) !== n.sig) writeNetworkPid(n);
+        continue;
+      }
+      const f = failed.get(network);
+      if (f && f.sig === networkSig(info) && Date.now() < f.at && !nudged) continue;
+      failed.delete(network);
+      open(network, info, upstreams);
+    }
+    if (served.size > 0 || want.size > 0) idleSince = undefined;
+    else if (idleSince === undefined) idleSince = Date.now();
+    else if (Date.now() - idleSince > 10_000) stop('no network left for 10 s');
+  };
+  const servedByUs = (dir: string): string | undefined => {
+    try {
+      const [pid, sig] = readFileSync(pidFile(dir), 'utf8').split('\n');
+      return pid === String(process.pid) ? sig : undefined;
+    } catch {
+      return undefined;
+    }
+  };
   const stop = (why: string) => {
     log(`stopping: ${why}`);
-    for (const c of closers) c();
+    for (const n of served.values()) close(n, 'the server stops');
     try {
-      if (readFileSync(pidFile(dir), 'utf8').trim() === String(process.pid)) rmSync(pidFile(dir), { force: true });
+      if (readFileSync(pidFile(base), 'utf8').trim() === String(process.pid)) rmSync(pidFile(base), { force: true });
     } catch {
       // pid file already gone
     }
@@ -263,9 +362,9 @@ export async function serve(dir: string, network: string): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  // The network was removed (or recreated under a new dir): nothing left to serve.
-  setInterval(() => {
-    if (!existsSync(dir)) stop(`${dir} is gone`);
-  }, 2000);
+  process.on('SIGHUP', () => reconcile(true));
+  log(`serving ${base}, upstreams ${upstreamsFrom(process.env.TSCNI_DNS_UPSTREAM, resolvConf, []).join(', ') || '(none)'}`);
+  reconcile(true);
+  setInterval(() => reconcile(false), 1000);
   await new Promise<never>(() => {});
 }

@@ -1,15 +1,22 @@
 /**
- * The name server's state, one directory per network (default
- * /run/tscni/dns/<network>, a tmpfs: names vanish with the pods on reboot):
+ * The name server's state (default /run/tscni/dns, a tmpfs: names vanish with
+ * the pods on reboot). One server serves every network of the host (as
+ * aardvark-dns does); each network has its own directory:
  *
- *   network.json            gateways (where the server listens) and domainName
- *   records/<cid>-<if>.json one file per attachment: name, aliases, addresses
- *   server.pid              the running server's pid (written by the server once bound)
- *   server.log              the server's stderr
+ *   server.pid                    the host's server (written once it runs)
+ *   server.log                    the server's stderr
+ *   .locks/server.lock            held to start or stop the server
+ *   .locks/<network>.lock         held by ADD/DEL/GC of the network
+ *   <network>/network.json        gateways (where the server listens for it) and domainName
+ *   <network>/records/<cid>-<if>.json  one file per attachment: name, aliases, addresses
+ *   <network>/server.pid          the server's pid, written by the server once it listens
+ *                                 on this network's gateways (what ADD waits for)
  *
  * The plugin writes every file atomically (temp + rename), so the server
  * never reads a torn record, and a killed server or plugin leaves nothing
- * half-written. The server re-reads records/ whenever its mtime changes.
+ * half-written. The server re-reads a network's records/ when its mtime
+ * changes, and the set of networks on SIGHUP (sent by the plugin) and every
+ * second.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -32,10 +39,14 @@ export interface NetworkInfo {
   domainName: string;
 }
 
-/** The state directory of `network`: $TSCNI_DNS_DIR, else $TSCNI_STATE_DIR/dns, else /run/tscni/dns. */
+/** The state directory of all networks (the base): $TSCNI_DNS_DIR, else $TSCNI_STATE_DIR/dns, else /run/tscni/dns. */
+export function dnsBaseFor(env: Record<string, string | undefined>): string {
+  return env.TSCNI_DNS_DIR || join(env.TSCNI_STATE_DIR || '/run/tscni', 'dns');
+}
+
+/** The state directory of `network`: `<base>/<network>`. */
 export function dnsDirFor(env: Record<string, string | undefined>, network: string): string {
-  const base = env.TSCNI_DNS_DIR || join(env.TSCNI_STATE_DIR || '/run/tscni', 'dns');
-  return join(base, network);
+  return join(dnsBaseFor(env), network);
 }
 
 /** A file name for an attachment that cannot escape the directory. */
@@ -93,74 +104,164 @@ export function recordsStamp(dir: string): number {
   }
 }
 
+/** `<dir>/server.pid`: of the base, the host's server; of a network's directory, the server serving it. */
 export function pidFile(dir: string): string {
   return join(dir, 'server.pid');
 }
 
-/** Whether `pid` is a live `tscni dns serve --network <network>` (not a recycled pid). */
-export function isServer(pid: number, network: string): boolean {
+/** What the server listens for, as one string: the server writes it into a network's pid file, ADD compares it. */
+export function networkSig(info: Pick<NetworkInfo, 'gateways' | 'domainName'>): string {
+  return JSON.stringify({ gateways: info.gateways, domainName: info.domainName });
+}
+
+/** The names of the networks with state in `base` (directories holding a network.json), sorted. */
+export function networksIn(base: string): string[] {
+  let names: string[];
   try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    const i = argv.indexOf('serve');
-    return i > 0 && argv[i - 1] === 'dns' && argv.includes(network) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+    names = readdirSync(base);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => !n.startsWith('.') && existsSync(join(base, n, 'network.json'))).sort();
+}
+
+function argvOf(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (/\) [ZX] /.test(stat)) return undefined;
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The state directory a `tscni dns serve` process serves: its `--dir`, else what its environment names. */
+function baseOfServer(pid: number, argv: string[]): string | undefined {
+  const i = argv.indexOf('--dir');
+  if (i > 0) return argv[i + 1];
+  try {
+    const env: Record<string, string> = {};
+    for (const kv of readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')) {
+      const eq = kv.indexOf('=');
+      if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
+    }
+    return dnsBaseFor(env);
+  } catch {
+    return undefined;
+  }
+}
+
+function isServeArgv(argv: string[]): boolean {
+  const i = argv.indexOf('serve');
+  return i > 0 && argv[i - 1] === 'dns';
+}
+
+/** Whether `pid` is a live `tscni dns serve` of the state directory `base` (not a recycled pid, not a zombie). */
+export function isServer(pid: number, base: string): boolean {
+  const argv = argvOf(pid);
+  return argv !== undefined && isServeArgv(argv) && baseOfServer(pid, argv) === base;
+}
+
+/**
+ * Every live `tscni dns serve` of `base` in /proc but `except`: normally none
+ * or one; more after a hand-started one, and the per-network servers of
+ * tscni before the host-wide one (argv `--network NAME`), which ADD stops.
+ */
+export function findServers(base: string, except = process.pid): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === except) continue;
+    if (isServer(Number(d), base)) out.push(Number(d));
+  }
+  return out;
+}
+
+/** The pid of the host's running server for `base` (its pid file, verified; else found in /proc, and the pid file repaired). */
+export function runningServer(base: string): number | undefined {
+  const pid = pidIn(pidFile(base));
+  if (pid !== undefined && isServer(pid, base)) return pid;
+  const found = findServers(base).find((p) => !argvOf(p)?.includes('--network'));
+  if (found && existsSync(base)) writeFileAtomic(pidFile(base), `${found}\n`, { mode: 0o644 });
+  return found;
+}
+
+function pidIn(file: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(file, 'utf8').split('\n')[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The server that serves the network in `dir`: the pid its pid file names when
+ * that is a live server of the base and, given `sig`, it listens as `sig` says
+ * (the network's gateways and domain, as in network.json).
+ */
+export function servedBy(dir: string, sig?: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(pidFile(dir), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const [first = '', second = ''] = text.split('\n');
+  const pid = Number(first);
+  if (!Number.isInteger(pid) || pid <= 0 || (sig !== undefined && second !== sig)) return undefined;
+  return isServer(pid, dirname(dir)) ? pid : undefined;
+}
+
+/** SIGTERM `pid` (a server of `base`), SIGKILL after 2 s; returns once it is gone. */
+function stopPid(pid: number, base: string): void {
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      // already gone: nothing to stop
+    }
+  };
+  signal('SIGTERM');
+  const end = Date.now() + 2000;
+  while (isServer(pid, base) && Date.now() < end) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  if (isServer(pid, base)) signal('SIGKILL');
+  while (isServer(pid, base)) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+}
+
+/**
+ * Stop every server of `base` (by verified pid: SIGTERM, SIGKILL after 2 s) and
+ * wait until they are gone, so a server started right after this never finds
+ * a port still taken. Forgets the pid file.
+ */
+export function stopServer(base: string): void {
+  const pids = new Set(findServers(base));
+  const own = runningServer(base);
+  if (own) pids.add(own);
+  for (const pid of pids) stopPid(pid, base);
+  rmSync(pidFile(base), { force: true });
+}
+
+/** Stop the per-network servers tscni ran before the host-wide one (argv `--network`): they hold the gateways' port 53. */
+export function stopLegacyServers(base: string): void {
+  for (const pid of findServers(base)) if (argvOf(pid)?.includes('--network')) stopPid(pid, base);
+}
+
+/** Ask the host's server to re-read the networks now (SIGHUP); false when none runs. */
+export function nudgeServer(base: string): boolean {
+  const pid = runningServer(base);
+  if (!pid) return false;
+  try {
+    process.kill(pid, 'SIGHUP');
+    return true;
   } catch {
     return false;
   }
 }
 
-/**
- * A live server of this network found in /proc (argv and its TSCNI_DNS_DIR),
- * for when the pid file is missing or names a dead process: two servers
- * started at once, one of them lost the port and left.
- */
-export function findServer(dir: string, network: string, except = process.pid): number | undefined {
-  const base = dirname(dir);
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d) || Number(d) === except || !isServer(Number(d), network)) continue;
-    try {
-      if (readFileSync(`/proc/${d}/environ`, 'utf8').split('\0').includes(`TSCNI_DNS_DIR=${base}`)) return Number(d);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return undefined;
-}
-
-/** The pid of this network's running server, if one runs (the pid file is repaired when it was wrong). */
-export function runningServer(dir: string, network: string): number | undefined {
-  let pid = NaN;
-  try {
-    pid = Number(readFileSync(pidFile(dir), 'utf8').trim());
-  } catch {
-    // no pid file: look for a server below
-  }
-  if (Number.isInteger(pid) && pid > 0 && isServer(pid, network)) return pid;
-  const found = findServer(dir, network);
-  if (found && existsSync(dir)) writeFileAtomic(pidFile(dir), `${found}\n`, { mode: 0o644 });
-  return found;
-}
-
-/**
- * Stop the network's server (SIGTERM, by its verified pid; SIGKILL after 2 s)
- * and wait until it is gone, so a server started right after this never finds
- * the port still taken. Forgets the pid file.
- */
-export function stopServer(dir: string, network: string): void {
-  const pid = runningServer(dir, network);
-  if (pid) {
-    const signal = (sig: NodeJS.Signals) => {
-      try {
-        process.kill(pid, sig);
-      } catch {
-        // already gone: nothing to stop
-      }
-    };
-    signal('SIGTERM');
-    const end = Date.now() + 2000;
-    while (isServer(pid, network) && Date.now() < end) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
-    if (isServer(pid, network)) signal('SIGKILL');
-  }
-  if (existsSync(pidFile(dir))) rmSync(pidFile(dir), { force: true });
+function lockIn(base: string, name: string): FileLock {
+  const path = join(base, '.locks', `${name}.lock`);
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  return new FileLock(path);
 }
 
 /**
@@ -168,9 +269,7 @@ export function stopServer(dir: string, network: string): void {
  * ADD's record + server start and DEL's record removal + cleanup never interleave.
  */
 export function networkLock(dir: string): FileLock {
-  const path = lockPath(dir);
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  return new FileLock(path);
+  return lockIn(dirname(dir), basename(dir));
 }
 
 /** `<base>/.locks/<network>.lock` (flock(2) on it: released with its holder, even by kill -9). */
@@ -178,10 +277,26 @@ export function lockPath(dir: string): string {
   return join(dirname(dir), '.locks', `${basename(dir)}.lock`);
 }
 
-/** With the last record gone: stop the server and remove the network's directory (nothing stale is left for a network of the same name). */
-export function removeIfUnused(dir: string, network: string): boolean {
+/** `<base>/.locks/server.lock`: held to start the host's server or to stop it with the last network (taken after a network's lock, never before). */
+export function serverLock(base: string): FileLock {
+  return lockIn(base, 'server');
+}
+
+/**
+ * A network is gone (its directory removed): stop the host's server when no
+ * network is left, else tell it to close the network's sockets now.
+ */
+export function releaseNetwork(base: string): void {
+  serverLock(base).with(() => {
+    if (networksIn(base).length === 0) stopServer(base);
+    else nudgeServer(base);
+  });
+}
+
+/** With the network's last record gone: remove its directory (nothing stale is left for a network of the same name) and release it. Call under the network's lock. */
+export function removeIfUnused(dir: string): boolean {
   if (readRecords(dir).length > 0) return false;
-  stopServer(dir, network);
   rmSync(dir, { recursive: true, force: true });
+  releaseNetwork(dirname(dir));
   return true;
 }

@@ -109,12 +109,18 @@ export function resolveIn(e: NetEnv, pod: string, name: string): string[] {
     .map((l) => l.split(/\s+/)[0] as string);
 }
 
+/** The pid the network's pid file names: the host's name server, once it listens for the network. */
 export function serverPid(e: NetEnv, network: string): number | undefined {
   try {
-    return Number(readFileSync(join(e.stateDir, 'dns', network, 'server.pid'), 'utf8').trim());
+    return Number(readFileSync(join(e.stateDir, 'dns', network, 'server.pid'), 'utf8').split('\n')[0]);
   } catch {
     return undefined;
   }
+}
+
+/** The env's name-server state directory (the server's --dir). */
+export function dnsBase(e: NetEnv): string {
+  return join(e.stateDir, 'dns');
 }
 
 export function alive(pid: number): boolean {
@@ -126,14 +132,14 @@ export function alive(pid: number): boolean {
   }
 }
 
-/** Pids of `tscni dns serve --network NAME` processes (by /proc cmdline, for cleanup and checks). */
-export function serverPids(network: string): number[] {
+/** Pids of `tscni dns serve --dir BASE` processes (by /proc cmdline, for cleanup and checks). */
+export function serverPids(base: string): number[] {
   const out: number[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
       const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      if (argv.includes('serve') && argv.includes('dns') && argv.includes(network)) out.push(Number(d));
+      if (argv.includes('serve') && argv.includes('dns') && argv[argv.indexOf('--dir') + 1] === base) out.push(Number(d));
     } catch {
       // exited meanwhile
     }
@@ -155,14 +161,14 @@ export function cleanupNetEnvs(): void {
   for (const e of envs.splice(0)) {
     for (const p of e.pods) if (existsSync(join(e.stateDir, 'pods', `${p}.json`))) tscni(e, ['down', p]);
     for (const n of e.networks) if (existsSync(join(e.netDir, `${n}.conflist`))) tscni(e, ['network', 'rm', '--force', n]);
-    for (const n of e.networks) {
-      for (const pid of serverPids(n)) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
+    for (const pid of serverPids(dnsBase(e))) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
       }
+    }
+    for (const n of e.networks) {
       rmSync(`/var/lib/cni/networks/${n}`, { recursive: true, force: true });
       leaked.push(...removeMasqueradeOf(n));
     }

@@ -5,17 +5,19 @@
  * queries to the network's name server).
  */
 import dnsPacket from 'dns-packet';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { containerIdForNetns } from '../../../cli/context.ts';
 import { PLUGIN_NAMES } from '../../../plugins/registry.ts';
 import { createNetns, removeAllNetns, sh } from '../../helpers/netns.ts';
 import { binPath } from '../../helpers/plugin.ts';
 import { removeSharedIfNew, snapshotShared } from '../../helpers/portmap-shared.ts';
-import { alive, cleanupNetEnvs, createNetwork, links, networkName, newNetEnv, podName, resolveIn, serverPid, serverPids, tscni, tscniAsync, tscniOk } from './helpers.ts';
+import { alive, cleanupNetEnvs, createNetwork, dnsBase, links, networkName, newNetEnv, podName, resolveIn, serverPid, serverPids, tscni, tscniAsync, tscniOk } from './helpers.ts';
 
 // Pods published with -p create portmap's shared chains: they go at the end if this file made them.
 const shared = snapshotShared();
@@ -156,22 +158,57 @@ describe('names', () => {
     expect(ptr.answers?.map((a) => a.data)).toEqual([`${p1}.dns.podman`]);
   });
 
-  it("a pod on another network does not learn the first network's names; other names are forwarded upstream (UDP and TCP)", async () => {
+  it("one server for the host's networks: a pod learns only its own network's names; other names are forwarded upstream (UDP and TCP)", async () => {
+    const upstream = await startUpstream(UPSTREAM, { 'outside.example': '192.0.2.7' });
+    try {
+      const e = newNetEnv();
+      const a = createNetwork(e, networkName(), ['--domain', 'a.test']);
+      const pa = podName(e);
+      // The call that starts the server passes the upstream: a test name server on loopback, never an outside one.
+      const ipa = ipOf(tscniOk(e, ['up', a.name, pa, '--json'], { TSCNI_DNS_UPSTREAM: UPSTREAM }));
+      const b = createNetwork(e, networkName());
+      const pb = podName(e);
+      tscniOk(e, ['up', b.name, pb]);
+      expect(serverPids(dnsBase(e))).toHaveLength(1);
+      expect(serverPid(e, b.name)).toBe(serverPid(e, a.name));
+      expect(resolveIn(e, pa, `${pa}.a.test`)).toEqual([ipa]);
+      expect(resolveIn(e, pb, pa)).toEqual([]);
+      expect(resolveIn(e, pb, `${pa}.dns.podman`)).toEqual([]);
+      // Not B's domain: forwarded, and the upstream does not know it.
+      expect(resolveIn(e, pb, `${pa}.a.test`)).toEqual([]);
+      expect(upstream.asked()).toContain(`udp ${pa}.a.test`);
+      expect(resolveIn(e, pb, 'outside.example')).toEqual(['192.0.2.7']);
+      const gwB = ((b.conflist.plugins[0] as { ipam: { ranges: { gateway: string }[][] } }).ipam.ranges[0]?.[0]?.gateway) as string;
+      expect((await tcpQuery(gwB, 'outside.example', 'A')).answers?.map((x) => x.data)).toEqual(['192.0.2.7']);
+      expect(upstream.asked()).toContain('tcp outside.example');
+      expect((await tcpQuery(gwB, `${pa}.a.test`, 'A')).answers ?? []).toEqual([]);
+    } finally {
+      upstream.close();
+    }
+  });
+
+  it("a network's last pod closes its sockets; the server stays for the other networks and stops with the last", async () => {
     const e = newNetEnv();
-    const a = createNetwork(e, networkName(), ['--domain', 'a.test']);
-    const pa = podName(e);
-    const ipa = ipOf(tscniOk(e, ['up', a.name, pa, '--json']));
-    const gwA = ((a.conflist.plugins[0] as { ipam: { ranges: { gateway: string }[][] } }).ipam.ranges[0]?.[0]?.gateway) as string;
+    const a = createNetwork(e, networkName());
     const b = createNetwork(e, networkName());
-    const pb = podName(e);
-    // B's server forwards to A's server: a test name server on this host, never an outside one.
-    tscniOk(e, ['up', b.name, pb], { TSCNI_DNS_UPSTREAM: gwA });
-    expect(resolveIn(e, pb, pa)).toEqual([]);
-    expect(resolveIn(e, pb, `${pa}.dns.podman`)).toEqual([]);
-    expect(resolveIn(e, pb, `${pa}.a.test`)).toEqual([ipa]);
-    const gwB = ((b.conflist.plugins[0] as { ipam: { ranges: { gateway: string }[][] } }).ipam.ranges[0]?.[0]?.gateway) as string;
-    expect((await tcpQuery(gwB, `${pa}.a.test`, 'A')).answers?.map((x) => x.data)).toEqual([ipa]);
-    expect((await tcpQuery(gwB, `${pa}.dns.podman`, 'A')).answers ?? []).toEqual([]);
+    const [pa, pb] = [podName(e), podName(e)];
+    const ipa = ipOf(tscniOk(e, ['up', a.name, pa, '--json']));
+    const ipb = ipOf(tscniOk(e, ['up', b.name, pb, '--json']));
+    const pid = serverPid(e, a.name) as number;
+    expect(serverPid(e, b.name)).toBe(pid);
+    const gw = (n: typeof a) => ((n.conflist.plugins[0] as { ipam: { ranges: { gateway: string }[][] } }).ipam.ranges[0]?.[0]?.gateway) as string;
+    expect((await tcpQuery(gw(a), `${pa}.dns.podman`, 'A')).answers?.map((x) => x.data)).toEqual([ipa]);
+    expect(tscniOk(e, ['dns', 'status']).stdout).toContain(`server: pid ${pid}, `);
+    tscniOk(e, ['down', pa]);
+    expect(existsSync(join(dnsBase(e), a.name))).toBe(false);
+    await waitFor(`the server to close ${gw(a)}:53`, () => sh(['ss', '-Htln', 'src', `${gw(a)}:53`]).trim() === '');
+    await expect(tcpQuery(gw(a), `${pa}.dns.podman`, 'A')).rejects.toThrow(/ECONNREFUSED/);
+    expect(alive(pid)).toBe(true);
+    expect(resolveIn(e, pb, pb)).toEqual([ipb]);
+    tscniOk(e, ['down', pb]);
+    expect(alive(pid)).toBe(false); // DEL of the host's last network waits for it
+    expect(serverPids(dnsBase(e))).toEqual([]);
+    expect(existsSync(join(dnsBase(e), 'server.pid'))).toBe(false);
   });
 
   it('a killed name server is restarted by the next ADD (and CHECK); a pod removed meanwhile leaves no name', async () => {
@@ -199,12 +236,14 @@ describe('names', () => {
     tscniOk(e, ['check', n.name, cached.find((p) => p.name === p1)?.netns as string]);
     expect(alive(serverPid(e, n.name) as number)).toBe(true);
     expect(resolveIn(e, p3, p1)).toEqual([ip1]);
-    expect(serverPids(n.name)).toHaveLength(1);
+    expect(serverPids(dnsBase(e))).toHaveLength(1);
     // CHECK asks the server: a record that no longer matches the pod's addresses fails it.
     const p1ns = cached.find((p) => p.name === p1)?.netns as string;
     const recFile = join(e.stateDir, 'dns', n.name, 'records', readdirSync(join(e.stateDir, 'dns', n.name, 'records')).find((f) => f.startsWith(containerIdForNetns(p1ns))) as string);
     const rec = JSON.parse(readFileSync(recFile, 'utf8')) as { ips: string[] };
-    writeFileSync(recFile, JSON.stringify({ ...rec, ips: ['10.246.250.251'] }));
+    // Written as the plugin writes records (temp + rename): the server re-reads records/ when it changes.
+    writeFileSync(`${recFile}.tmp`, JSON.stringify({ ...rec, ips: ['10.246.250.251'] }));
+    renameSync(`${recFile}.tmp`, recFile);
     const bad = tscni(e, ['check', n.name, p1ns]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain(`${p1}.dns.podman resolves to 10.246.250.251 (A), expected ${ip1}`);
@@ -254,7 +293,7 @@ describe('names', () => {
     const ips = (JSON.parse(ups[0]?.stdout ?? '') as { result: { ips: { address: string }[] } }).result.ips.map((i) => i.address.replace(/\/\d+$/, ''));
     const v6 = ips.find((i) => i.includes(':')) as string;
     expect(v6).toMatch(/^fd10:246:/);
-    expect(serverPids(n.name)).toHaveLength(1);
+    expect(serverPids(dnsBase(e))).toHaveLength(1);
     expect(alive(serverPid(e, n.name) as number)).toBe(true);
     const gws = (n.conflist.plugins[0] as { ipam: { ranges: { gateway: string }[][] } }).ipam.ranges.map((r) => r[0]?.gateway as string);
     expect(tscniOk(e, ['exec', p2, '--', 'cat', '/etc/resolv.conf']).stdout).toBe(`# written by tscni up\nsearch dns.podman\nnameserver ${gws[0]}\nnameserver ${gws[1]}\n`);
@@ -291,11 +330,36 @@ describe('names', () => {
     const downs = await inParallel(pods.slice(0, 25), 10, (p) => tscniAsync(e, ['down', p]));
     expect(downs.filter((r) => r.code !== 0).map((r) => r.stderr)).toEqual([]);
     pods.forEach((p, i) => expect(resolveIn(e, probe, p)).toEqual(i < 25 ? [] : [ips[i]]));
-    expect(serverPids(n.name)).toHaveLength(1);
+    expect(serverPids(dnsBase(e))).toHaveLength(1);
   });
 });
 
 type Reply = { answers?: { data: unknown }[] };
+
+/** The test's upstream name server: loopback only, port 53 (the server forwards there). */
+const UPSTREAM = '127.246.0.53';
+
+/**
+ * A name server on `addr`:53 in a process of its own (test/helpers/dns-upstream.mjs),
+ * answering A for `names` and NXDOMAIN for everything else; `asked()` lists
+ * "udp NAME" / "tcp NAME" per query; `close()` ends it by pid.
+ */
+async function startUpstream(addr: string, names: Record<string, string>): Promise<{ asked: () => string[]; close: () => void }> {
+  const log = join(mkdtempSync(join(tmpdir(), 'tscni-tn-up-')), 'asked.log');
+  writeFileSync(log, '');
+  const child = spawn(process.execPath, [join(import.meta.dirname, '../../helpers/dns-upstream.mjs'), addr, log, ...Object.entries(names).map(([n, ip]) => `${n}=${ip}`)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`the test upstream on ${addr} exited (${code})`)));
+  });
+  return {
+    asked: () => readFileSync(log, 'utf8').split('\n').filter(Boolean),
+    close: () => {
+      child.kill('SIGTERM');
+      rmSync(dirname(log), { recursive: true, force: true });
+    },
+  };
+}
 
 /** Whether busybox nslookup in the pod, asking `server` directly, gets an answer for `name`. */
 function udp6Answers(e: Parameters<typeof tscni>[0], pod: string, server: string, name: string): boolean {

@@ -4,7 +4,8 @@
  * keys (domainName dns.podman, the aliases capability), passes K8S_POD_NAME
  * and the aliases, and points the containers' resolv.conf at the gateway. Two
  * containers then reach each other by name, and a container on another
- * network does not. Private containers.conf/storage as in test/netns/podman;
+ * network does not; one name server serves both networks. Private
+ * containers.conf/storage as in test/netns/podman;
  * networks tscni-n-pod-*, subnets 10.246.24x.0/24.
  */
 import { spawnSync } from 'node:child_process';
@@ -22,6 +23,8 @@ const netDir = join(dir, 'net.d');
 const IMAGE = 'localhost/tscni-tn-busybox';
 const id = randomBytes(2).toString('hex');
 const nets: string[] = [];
+/** Where the dnsname plugin keeps its state when podman runs it (no TSCNI_* in its environment). */
+const DNS_BASE = '/run/tscni/dns';
 const env = { ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf') };
 
 function podman(...args: string[]): { code: number; out: string; err: string } {
@@ -76,22 +79,24 @@ afterAll(() => {
     podman('network', 'rm', '-f', n);
     if (br) tryRun(['ip', 'link', 'del', br]);
     rmSync(join('/var/lib/cni/networks', n), { recursive: true, force: true });
-    for (const pid of serverPids(n)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    rmSync(join('/run/tscni/dns', n), { recursive: true, force: true });
-    rmSync(join('/run/tscni/dns', '.locks', `${n}.lock`), { force: true });
+    rmSync(join(DNS_BASE, n), { recursive: true, force: true });
+    rmSync(join(DNS_BASE, '.locks', `${n}.lock`), { force: true });
   }
+  for (const pid of serverPids(DNS_BASE)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  // The server's log and lock in the default place were made by this test's containers.
+  for (const f of ['server.log', 'server.log.1', join('.locks', 'server.lock')]) rmSync(join(DNS_BASE, f), { force: true });
   podman('rmi', '-a', '-f');
   rmSync(dir, { recursive: true, force: true });
 }, 120_000);
 
 describe('podman with tscni dnsname', () => {
-  it('podman writes dnsname into its conflist; containers resolve each other by name and alias, not across networks; the server goes with the last container', () => {
+  it('podman writes dnsname into its conflist; containers resolve each other by name and alias, not across networks; one server for both networks, gone with the last container', () => {
     const a = createNet('10.246.240.0/24');
     const b = createNet('10.246.241.0/24');
     expect(conflist(a).plugins.find((p) => p.type === 'dnsname')).toMatchObject({ domainName: 'dns.podman' });
@@ -105,13 +110,19 @@ describe('podman with tscni dnsname', () => {
     expect(lookup(c2, 'web')).toBe(ipOf(c1, a));
     expect(lookup(c1, c2)).toBe(ipOf(c2, a));
     expect(lookup(c3, c1)).toBeUndefined();
-    expect(serverPids(a)).toHaveLength(1);
+    expect(lookup(c3, c3)).toBe(ipOf(c3, b));
+    expect(serverPids(DNS_BASE)).toHaveLength(1);
+    const server = serverPids(DNS_BASE)[0];
     podmanOk('rm', '-f', '-t', '0', c1, c2);
+    // Network a is gone from the server; b is still served by the same process.
+    expect(existsSync(join(DNS_BASE, a))).toBe(false);
+    expect(lookup(c3, c3)).toBe(ipOf(c3, b));
+    expect(serverPids(DNS_BASE)).toEqual([server]);
+    podmanOk('rm', '-f', '-t', '0', c3);
     // SIGTERM was sent by the last DEL; give the process a moment to exit.
     const end = Date.now() + 3000;
-    while (serverPids(a).length && Date.now() < end) spawnSync('sleep', ['0.05']);
-    expect(serverPids(a)).toHaveLength(0);
-    expect(existsSync(join('/run/tscni/dns', a))).toBe(false);
-    expect(lookup(c3, c3)).toBe(ipOf(c3, b));
+    while (serverPids(DNS_BASE).length && Date.now() < end) spawnSync('sleep', ['0.05']);
+    expect(serverPids(DNS_BASE)).toHaveLength(0);
+    expect(existsSync(join(DNS_BASE, b))).toBe(false);
   });
 });

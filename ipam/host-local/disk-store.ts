@@ -19,6 +19,10 @@
  * (or a crash of ours) and triggers one full scan that rebuilds the index.
  * Reservation files added by hand without touching last_reserved_ip are
  * not seen by DEL/CHECK until then; delete .tscni-index to force a rescan.
+ *
+ * Every write is followed by a crashpoint (crashpoint.ts): the test build
+ * can be killed after any of them, and test/netns/host-local/crash-points.test.ts
+ * proves that the next call recovers from each.
  */
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -42,6 +46,7 @@ import {
   type IndexLine,
   type Marker,
 } from './attachment-index.ts';
+import { crashpoint } from './crashpoint.ts';
 import { markerSignature, markerSignatureAt, NO_FILE } from './marker-signature.ts';
 import {
   errCode,
@@ -101,7 +106,9 @@ export class DiskStore implements Store {
   create(): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o755 });
     const ref = join(this.dir, REFERENCE_LOCK);
-    if (!existsSync(ref)) closeSync(openSync(ref, 'a', 0o644));
+    if (existsSync(ref)) return;
+    closeSync(openSync(ref, 'a', 0o644));
+    crashpoint('host-local:after-create');
   }
 
   withLock<T>(fn: () => T): T {
@@ -113,8 +120,16 @@ export class DiskStore implements Store {
   }
 
   /** In place: a torn marker only fails to parse, which means a rescan. */
-  private writeMarker(): void {
+  private writeMarker(step: string): void {
     writeFileSync(this.path(INDEX_MARKER), renderMarker(this.marker ?? {}), { mode: 0o600 });
+    crashpoint(step);
+  }
+
+  /** Remove reservation file `name`; false when it was not there. */
+  private unlinkReservation(name: string): boolean {
+    if (!tryUnlink(this.path(name))) return false;
+    crashpoint('host-local:after-release');
+    return true;
   }
 
   // -------------------------------------------------------------------------
@@ -154,18 +169,23 @@ export class DiskStore implements Store {
     if (!plan) return;
     this.appendRaw(name, plan.text);
     this.bucketCache.set(name, plan.after);
+    crashpoint('host-local:after-intent');
   }
 
   /** Rewrite a bucket with only its live lines (atomically, or in place during a rebuild), or remove it when none are left. */
   private writeBucket(name: string, lines: IndexLine[], atomic: boolean): void {
     this.bucketCache.set(name, { lines, raw: lines.length });
     if (lines.length === 0) {
-      tryUnlink(this.path(name));
+      if (tryUnlink(this.path(name))) crashpoint('host-local:after-bucket-removed');
       return;
     }
     const text = renderBucket(lines);
-    if (atomic) writeAtomic(this.dir, name, `b-${name.slice(BUCKET_PREFIX.length)}`, text);
-    else writeFileSync(this.path(name), text, { mode: 0o600 });
+    if (atomic) {
+      writeAtomic(this.dir, name, `b-${name.slice(BUCKET_PREFIX.length)}`, text, 'host-local:after-compact');
+    } else {
+      writeFileSync(this.path(name), text, { mode: 0o600 });
+      crashpoint('host-local:after-rebuild-bucket');
+    }
   }
 
   /** Drop the key's lines (all, or only those naming `ips`): tombstones, or a compaction (planForget). */
@@ -181,6 +201,7 @@ export class DiskStore implements Store {
     } else {
       this.appendRaw(name, plan.text);
       this.bucketCache.set(name, plan.after);
+      crashpoint('host-local:after-tombstones');
     }
   }
 
@@ -212,7 +233,7 @@ export class DiskStore implements Store {
    * so a crash in the middle means another rescan, never a trusted partial index.
    */
   rebuildIndex(): void {
-    tryUnlink(this.path(INDEX_MARKER));
+    if (tryUnlink(this.path(INDEX_MARKER))) crashpoint('host-local:after-marker-unlink');
     // Signatures first: a reservation written during the scan changes them, and the next call scans again.
     this.marker = {};
     const sigs: Marker = {};
@@ -241,7 +262,7 @@ export class DiskStore implements Store {
       else this.bucketCache.set(name, { lines, raw: lines.length });
     }
     this.marker = sigs;
-    this.writeMarker();
+    this.writeMarker('host-local:after-rebuild-marker');
   }
 
   // -------------------------------------------------------------------------
@@ -287,14 +308,14 @@ export class DiskStore implements Store {
     try {
       const before = oldFd === undefined ? NO_FILE : markerSignature(oldFd);
       foreign = before !== expected;
-      wrote = writeAtomic(this.dir, lastName, `last.${setIndex}`, ipName);
+      wrote = writeAtomic(this.dir, lastName, `last.${setIndex}`, ipName, 'host-local:after-last-reserved');
       if (oldFd !== undefined && markerSignature(oldFd) !== before) foreign = true;
     } finally {
       if (oldFd !== undefined) closeSync(oldFd);
     }
     if (markerSignatureAt(this.path(lastName)) !== wrote) foreign = true;
     this.marker = { ...(this.marker ?? {}), [String(setIndex)]: foreign ? 'foreign' : wrote };
-    this.writeMarker();
+    this.writeMarker('host-local:after-marker');
   }
 
   getByAttachment(id: string, ifname: string): Ip[] {
@@ -309,7 +330,7 @@ export class DiskStore implements Store {
     const names = ips.map(formatIp);
     for (const n of names) {
       const owner = readOwner(this.dir, n);
-      if (owner && ownerMatches(owner, k)) tryUnlink(this.path(n));
+      if (owner && ownerMatches(owner, k)) this.unlinkReservation(n);
     }
     this.forget(k, names);
   }
@@ -322,15 +343,15 @@ export class DiskStore implements Store {
     if (!this.exists()) return [];
     this.ensureIndex();
     const exact: Key = { id, ifname };
-    let released = this.verified(exact).filter((n) => tryUnlink(this.path(n)));
+    let released = this.verified(exact).filter((n) => this.unlinkReservation(n));
     this.forget(exact);
     if (released.length === 0) {
       const legacy: Key = { id, ifname: null };
-      released = this.verified(legacy).filter((n) => tryUnlink(this.path(n)));
+      released = this.verified(legacy).filter((n) => this.unlinkReservation(n));
       this.forget(legacy);
     }
     // Leftover of an ADD of this attachment killed between writing and linking its reservation.
-    tryUnlink(this.path(reservationTemp(exact)));
+    if (tryUnlink(this.path(reservationTemp(exact)))) crashpoint('host-local:after-reservation-temp-removed');
     return released;
   }
 
@@ -376,7 +397,7 @@ export class DiskStore implements Store {
     for (const name of readdirSync(this.dir)) {
       if (!ipFromName(name)) continue;
       const st = lstatSync(this.path(name), { throwIfNoEntry: false });
-      if (st?.isFile() && st.mtimeMs < bootTimeMs && tryUnlink(this.path(name))) released.push(name);
+      if (st?.isFile() && st.mtimeMs < bootTimeMs && this.unlinkReservation(name)) released.push(name);
     }
     if (released.length) this.rebuildIndex();
     return released;
@@ -399,7 +420,7 @@ export class DiskStore implements Store {
         }
         // The pid-file lock of older versions: nothing takes it any more (we flock `lock`).
         if (LEGACY_LOCK_FILES.includes(name)) {
-          tryUnlink(this.path(name));
+          if (tryUnlink(this.path(name))) crashpoint('host-local:after-cleanup');
           continue;
         }
         // lock, last_reserved_ip.*, our lock/marker/buckets and foreign files are not reservations.
@@ -409,7 +430,7 @@ export class DiskStore implements Store {
         if (!owner || ownerIsValid(owner, valid)) continue;
         // A fresh empty file may be a reference ADD between create and write.
         if (owner.kind === 'garbled' && Date.now() - lstatSync(this.path(name)).mtimeMs < RECLAIM_AGE_MS) continue;
-        if (tryUnlink(this.path(name))) released.push(name);
+        if (this.unlinkReservation(name)) released.push(name);
       } catch (e) {
         errors.push(`${name}: ${(e as Error).message}`);
       }

@@ -16,6 +16,7 @@
  * format itself is parseOwner/ownerContent in allocator.ts), and how a
  * reservation is made crash-safe and how an empty or garbled one is taken
  * over. It keeps no state: every function takes the network directory.
+ * Each write is followed by a crashpoint (crashpoint.ts; test build only).
  *
  * Crash safety: a reservation is a complete temp file link()ed to the IP
  * name (exclusive like O_EXCL, but never empty); other rewrites go to a temp
@@ -28,6 +29,7 @@ import { closeSync, linkSync, lstatSync, openSync, readFileSync, renameSync, unl
 import { join } from 'node:path';
 import { formatIp, parseIp, type Ip } from '../../lib/ip/cidr.ts';
 import { ownerContent, parseOwner, type Owner } from './allocator.ts';
+import { crashpoint } from './crashpoint.ts';
 import { markerSignature } from './marker-signature.ts';
 
 export const LAST_IP_PREFIX = 'last_reserved_ip.';
@@ -139,6 +141,7 @@ export function linkReservation(dir: string, id: string, ifname: string, name: s
   const tmp = join(dir, reservationTemp({ id, ifname }));
   const target = join(dir, name);
   writeFileSync(tmp, ownerContent(id, ifname), { mode: 0o600 });
+  crashpoint('host-local:after-reservation-temp');
   try {
     if (takeover) {
       // Replacing an empty/garbled file: rename is atomic and nobody can own it.
@@ -151,9 +154,11 @@ export function linkReservation(dir: string, id: string, ifname: string, name: s
         throw e;
       }
     }
+    crashpoint('host-local:after-link');
   } finally {
     tryUnlink(tmp);
   }
+  crashpoint('host-local:after-reservation-temp-removed');
   return true;
 }
 
@@ -161,9 +166,10 @@ export function linkReservation(dir: string, id: string, ifname: string, name: s
  * Replace file `name` of `dir` atomically: write `content` to the fixed temp
  * TMP_PREFIX + `tmpName` (the caller holds the lock, so nobody else writes
  * it), then rename it over the name. Returns the markerSignature of what was
- * written, taken before the rename (same inode).
+ * written, taken before the rename (same inode). Crash points: `<step>-temp`
+ * once the temp is written, `<step>` once it is renamed.
  */
-export function writeAtomic(dir: string, name: string, tmpName: string, content: string): string {
+export function writeAtomic(dir: string, name: string, tmpName: string, content: string, step: string): string {
   const tmp = join(dir, `${TMP_PREFIX}${tmpName}`);
   const fd = openSync(tmp, 'w+', 0o600);
   let sig: string;
@@ -173,7 +179,9 @@ export function writeAtomic(dir: string, name: string, tmpName: string, content:
   } finally {
     closeSync(fd);
   }
+  crashpoint(`${step}-temp`);
   renameSync(tmp, join(dir, name));
+  crashpoint(step);
   return sig;
 }
 
@@ -186,7 +194,9 @@ export function writeAtomic(dir: string, name: string, tmpName: string, content:
 export function removeStaleTemp(dir: string, name: string): boolean {
   try {
     if (name.startsWith(LOCK_TMP_PREFIX) && Date.now() - lstatSync(join(dir, name)).mtimeMs < RECLAIM_AGE_MS) return false;
-    return tryUnlink(join(dir, name));
+    if (!tryUnlink(join(dir, name))) return false;
+    crashpoint('host-local:after-cleanup');
+    return true;
   } catch (e) {
     if (errCode(e) !== 'ENOENT') throw e;
     return false;

@@ -52,7 +52,7 @@ describe('markerSignature', () => {
     const fd = openSync(p, 'r');
     try {
       const before = markerSignature(fd);
-      writeAtomic(dir, 'last_reserved_ip.0', 'last.0', 'fd00::99');
+      writeAtomic(dir, 'last_reserved_ip.0', 'last.0', 'fd00::99', 'test');
       expect(markerSignature(fd)).toBe(before);
       expect(markerSignatureAt(p)).not.toBe(before);
     } finally {
@@ -61,7 +61,7 @@ describe('markerSignature', () => {
   });
 
   it('writeAtomic returns the signature the file then has, and leaves no temp', () => {
-    const sig = writeAtomic(dir, 'last_reserved_ip.1', 'last.1', 'fd00::5');
+    const sig = writeAtomic(dir, 'last_reserved_ip.1', 'last.1', 'fd00::5', 'test');
     expect(sig).toBe(markerSignatureAt(join(dir, 'last_reserved_ip.1')));
     expect(sig.endsWith(':7:fd00::5')).toBe(true);
     expect(readdirSync(dir)).toEqual(['last_reserved_ip.1']);

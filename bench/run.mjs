@@ -4,11 +4,11 @@
  * Debian's Go reference plugins (/usr/lib/cni), in one run, calls alternating.
  * Figures only: targets are printed as met/MISSED, never asserted.
  *
- *   node bench/run.mjs [--quick] [process|verbs|chain|parallel|<plugin> ...]
+ *   node bench/run.mjs [--quick] [process|verbs|chain|parallel|dns|<plugin> ...]
  *
  * Sections (sections/*.mjs): 4. per process (start-up, peak RSS, children),
  * then 1. every verb and 2. the pod chain on a ladder of pods present, then
- * 3. a parallel burst. A plugin name as filter runs section 1 for that plugin.
+ * 3. a parallel burst, then 5. the name server (dnsname) alone. A plugin name as filter runs section 1 for that plugin.
  * Writes bench/results/latest.md and add-latency.svg; progress goes to stderr.
  *
  * Needs root; changes network state only under names starting "tscnib-" and in
@@ -29,10 +29,11 @@ import { PLUGINS } from './lib/participants.mjs';
 import { killInFlight, pool, progress, sh } from './lib/proc.mjs';
 import { renderAddSvg, renderReport } from './lib/report.mjs';
 import { climbLadder } from './sections/ladder.mjs';
+import { measureDns } from './sections/dns.mjs';
 import { measureParallel } from './sections/parallel.mjs';
 import { measureProcess } from './sections/process.mjs';
 
-const SECTIONS = ['process', 'verbs', 'chain', 'parallel'];
+const SECTIONS = ['process', 'verbs', 'chain', 'parallel', 'dns'];
 const RESULTS = join(ROOT, 'bench', 'results');
 
 /** Run parameters: --quick takes 1-2 minutes, the full run about 10 (under 20) on 2 cores. */
@@ -143,6 +144,7 @@ async function main() {
     if (before.nft && ctx.nftPods.length) await pool(ctx.nftPods, 4, (m) => callPlugin(ours, 'portmap', 'DEL', m));
     removeOurs();
     if (params.sections.parallel) results.parallel = await section('parallel section', () => measureParallel(ctx));
+    if (params.sections.dns) results.dns = await section('names section', () => measureDns(ctx));
   } finally {
     cleanup();
   }

@@ -17,11 +17,12 @@ export const CNI_VERSION = '1.0.0';
  * One plugin call. `verb` is ADD, CHECK, DEL or VERSION; `config` the network
  * config object (VERSION sends {cniVersion} as libcni does); `wrap` an argv
  * prefix such as strace or GNU time (then `ms` includes the wrapper);
- * `inNetns` a namespace path the plugin runs in (nsenter's exec is in `ms`).
+ * `inNetns` a namespace path the plugin runs in (nsenter's exec is in `ms`);
+ * `extraEnv` more environment (e.g. TSCNI_DNS_DIR for dnsname's state).
  * Resolves to { ok, ms, result, out, err } where result is the parsed stdout.
  */
-export async function callPlugin(impl, plugin, verb, { cid = 'bench', netns = '', ifname = 'eth0', config = {}, wrap = [], inNetns = '' } = {}) {
-  const env = { PATH: SAFE_PATH, CNI_COMMAND: verb };
+export async function callPlugin(impl, plugin, verb, { cid = 'bench', netns = '', ifname = 'eth0', config = {}, wrap = [], inNetns = '', extraEnv = {} } = {}) {
+  const env = { PATH: SAFE_PATH, CNI_COMMAND: verb, ...extraEnv };
   if (verb !== 'VERSION') Object.assign(env, { CNI_CONTAINERID: cid, CNI_NETNS: netns, CNI_IFNAME: ifname, CNI_PATH: impl.binDir });
   const input = JSON.stringify(verb === 'VERSION' ? { cniVersion: CNI_VERSION } : config);
   // `inNetns`: the plugin runs inside that namespace (a bench-made "node"), entered by nsenter (setns + exec, nothing else).

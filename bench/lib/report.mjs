@@ -12,7 +12,7 @@ import { lineChart } from './svg.mjs';
 export const REFERENCE_EARLIER = { 0: { ADD: 92, DEL: 211 }, 250: { ADD: 247, DEL: 282 }, 1000: { ADD: 694, DEL: 267 } };
 
 /** Absolute targets. */
-export const LIMITS = { versionMs: 12, rssMb: 30, parallelSeconds: 10, parallelPods: 200 };
+export const LIMITS = { versionMs: 12, rssMb: 30, parallelSeconds: 10, parallelPods: 200, dnsP99Ms: 1, dnsQps: 10_000, dnsPrivateMb: 40, dnsAddMs: 15 };
 
 const p50 = (stats, verb) => stats?.[verb]?.p50;
 const p95 = (stats, verb) => stats?.[verb]?.p95;
@@ -78,7 +78,43 @@ export function buildTargets(r) {
       ok: par.addWall <= limit && par.addErrors === 0 && par.duplicates === 0,
     });
   }
+  const dns = r.dns?.levels?.at(-1);
+  if (dns) {
+    targets.push({ name: `name server, ${dns.records} records: local answer p99 (one query at a time)`, figure: fmtMs(dns.latency.p99), limit: `≤ ${LIMITS.dnsP99Ms} ms`, ok: dns.latency.p99 <= LIMITS.dnsP99Ms && dns.latency.lost === 0 && dns.latency.wrong === 0 });
+    targets.push({ name: `name server, ${dns.records} records: local answers per second (${dns.throughput.inflight} in flight)`, figure: `${Math.round(dns.throughput.qps)}/s`, limit: `≥ ${LIMITS.dnsQps}/s`, ok: dns.throughput.qps >= LIMITS.dnsQps });
+    const m = r.dns.memory;
+    targets.push({ name: `name server's private memory after the load (${dns.records} records)`, figure: m ? `${mb(m.anonMb)} (resident ${mb(m.rssMb)}, of which ${mb(m.fileMb)} executable pages)` : 'n/a', limit: `≤ ${LIMITS.dnsPrivateMb} MB`, ok: m ? m.anonMb <= LIMITS.dnsPrivateMb : undefined });
+    targets.push({ name: `dnsname's share of a pod's ADD (${dns.records} records, server running)`, figure: fmtMs(dns.add.p50), limit: `≤ ${LIMITS.dnsAddMs} ms`, ok: dns.add.p50 <= LIMITS.dnsAddMs });
+  }
   return targets;
+}
+
+function dnsSection(r) {
+  const d = r.dns;
+  const out = [
+    '## 5. Names: the host\'s name server and the dnsname plugin',
+    '',
+    `One \`tscni dns serve\` for the host (started by dnsname's first ADD, ${fmtMs(d.first)} for that ADD), listening for one network on a bench bridge; queries are A lookups of random pods' \`name.domain\` over UDP from this host. There is no reference to compare with (the reference plugins have no name server).`,
+    '',
+  ];
+  const header = ['records', 'dnsname ADD p50', 'p95', 'DEL p50', 'p95', 'answer p50', 'p99', 'lost / wrong', 'answers/s', `p99 ≤ ${LIMITS.dnsP99Ms} ms`, `≥ ${LIMITS.dnsQps}/s`];
+  const rows = d.levels.map((l) => [
+    String(l.records),
+    fmtMs(l.add.p50),
+    fmtMs(l.add.p95),
+    fmtMs(l.del.p50),
+    fmtMs(l.del.p95),
+    `${(l.latency.p50 * 1000).toFixed(0)} µs`,
+    `${(l.latency.p99 * 1000).toFixed(0)} µs`,
+    `${l.latency.lost} / ${l.latency.wrong}`,
+    `${Math.round(l.throughput.qps)} (${l.throughput.inflight} in flight)`,
+    verdict(l.latency.p99 <= LIMITS.dnsP99Ms),
+    verdict(l.throughput.qps >= LIMITS.dnsQps),
+  ]);
+  out.push(mdTable(header, rows), '');
+  if (d.memory) out.push(`Server memory after the load at ${d.levels.at(-1)?.records} records: ${mb(d.memory.rssMb)} resident (peak ${mb(d.memory.hwmMb)}): ${mb(d.memory.anonMb)} its own (anonymous), ${mb(d.memory.fileMb)} pages of the executable (file-backed, shared with the page cache and every plugin call).`, '');
+  out.push('"dnsname ADD" is the plugin\'s own process in a pod\'s chain (record written, server already listening); it adds that much to a pod\'s ADD.', '');
+  return out;
 }
 
 /** Failure lines for rows that had errors. */
@@ -221,6 +257,7 @@ export function renderReport(r) {
   if (r.ladder?.chain.length) out.push(...chainSection(r));
   if (r.parallel?.length) out.push(...parallelSection(r), '');
   if (r.process) out.push(...processSection(r));
+  if (r.dns) out.push(...dnsSection(r));
   if (r.ladder?.chain.length) out.push('![ADD latency against pods present](add-latency.svg)', '');
   return `${out.join('\n').replace(/\n{3,}/g, '\n\n').trim()}\n`;
 }

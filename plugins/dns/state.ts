@@ -95,6 +95,15 @@ export function readRecords(dir: string): NameRecord[] {
   return out;
 }
 
+/** Whether the network has any record (a directory listing: no record is read). */
+export function hasRecords(dir: string): boolean {
+  try {
+    return readdirSync(join(dir, 'records')).some((n) => n.endsWith('.json'));
+  } catch {
+    return false;
+  }
+}
+
 /** The records directory's mtime (ms), 0 when missing: the server's reload trigger. */
 export function recordsStamp(dir: string): number {
   try {
@@ -295,7 +304,7 @@ export function releaseNetwork(base: string): void {
 
 /** With the network's last record gone: remove its directory (nothing stale is left for a network of the same name) and release it. Call under the network's lock. */
 export function removeIfUnused(dir: string): boolean {
-  if (readRecords(dir).length > 0) return false;
+  if (hasRecords(dir)) return false;
   rmSync(dir, { recursive: true, force: true });
   releaseNetwork(dirname(dir));
   return true;

@@ -9,13 +9,15 @@
  *   network demo-b: bridge tscni-demo1 10.251.0.1/24 + host-local + firewall (same-bridge)
  *   network demo-icc: bridge tscni-fdemo2 10.248.254.1/24 + host-local + portmap + firewall (isolated)
  *   network demo-none: loopback only
+ *   networks demo-names, demo-names2: `tscni network create` (bridges tscni-dnm0/1,
+ *     10.247.253.0/24 and 10.247.254.0/24) with the dnsname plugin and the host's name server
  *
  * It tears everything down and restores the sysctls it found, even when a
  * step fails. Traffic only goes to namespaces the demo created (and to the
  * host's own 127.0.0.1 for the published port).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { overlayStep } from './demo-overlay.mjs';
@@ -31,6 +33,10 @@ const env = {
   CNI_PATH: bin,
   CNI_CACHE_DIR: join(work, 'cache'),
   TSCNI_STATE_DIR: join(work, 'state'),
+  // `tscni network create` names its bridges tscni-dnm0, tscni-dnm1, ...
+  TSCNI_BRIDGE_PREFIX: 'tscni-dnm',
+  // The name server answers the demo's names; other names go nowhere (the demo sends no traffic off the host).
+  TSCNI_DNS_UPSTREAM: 'none',
 };
 delete env.CAP_ARGS;
 delete env.CNI_ARGS;
@@ -38,8 +44,9 @@ delete env.CNI_IFNAME;
 
 const OUT_NS = 'tscni-demo-out';
 const OUT_HOST_IF = 'tscni-dout0';
-const BRIDGES = ['tscni-demo0', 'tscni-demo1', 'tscni-fdemo2'];
-const PODS = ['web', 'db', 'app', 'sidecar', 'lonely', 'other', 'iso1', 'iso2', 'p2p1', 'p2p2', 'mac1', 'mac2'];
+const BRIDGES = ['tscni-demo0', 'tscni-demo1', 'tscni-fdemo2', 'tscni-dnm0', 'tscni-dnm1'];
+const PODS = ['web', 'db', 'app', 'sidecar', 'lonely', 'other', 'iso1', 'iso2', 'p2p1', 'p2p2', 'mac1', 'mac2', 'web1', 'web2', 'stranger'];
+const NAMED_NETWORKS = ['demo-names', 'demo-names2'];
 // The macvlan "master": a veth whose peer is the outside host's second NIC (a lan made by the demo).
 const MACVLAN_MASTER = 'tscni-dmv0';
 const servers = [];
@@ -215,6 +222,10 @@ function teardown() {
   for (const pod of [...PODS].reverse()) {
     if (existsSync(join(env.TSCNI_STATE_DIR, 'pods', `${pod}.json`))) sh([tscni, 'down', pod], { quiet: false });
   }
+  for (const n of NAMED_NETWORKS) if (existsSync(join(env.NETCONFPATH, `${n}.conflist`))) sh([tscni, 'network', 'rm', '--force', n]);
+  const nameServers = dnsServers();
+  if (nameServers.length) bad(`the name server was still running after its networks were removed (pids ${nameServers.join(', ')}; now killed)`);
+  for (const pid of nameServers) process.kill(pid, 'SIGKILL');
   quiet(['ip', 'netns', 'del', OUT_NS]);
   quiet(['ip', 'link', 'del', OUT_HOST_IF]);
   quiet(['ip', 'link', 'del', MACVLAN_MASTER]);
@@ -222,7 +233,7 @@ function teardown() {
   for (const [k, v] of savedSysctls) quiet(['sysctl', '-q', '-w', `${k}=${v}`]);
   removeSharedChainsIfOurs();
   const leftovers = [];
-  for (const ns of quiet(['ip', 'netns', 'list']).out.split('\n')) if (/^(tscni-demo|web|db|app|lonely|other|iso1|iso2|p2p1|p2p2|mac1|mac2)\b/.test(ns)) leftovers.push(`netns ${ns}`);
+  for (const ns of quiet(['ip', 'netns', 'list']).out.split('\n')) if (/^(tscni-demo|web|db|app|lonely|other|iso1|iso2|p2p1|p2p2|mac1|mac2|web1|web2|stranger)\b/.test(ns)) leftovers.push(`netns ${ns}`);
   for (const l of [OUT_HOST_IF, MACVLAN_MASTER, ...BRIDGES]) if (quiet(['ip', 'link', 'show', l]).code === 0) leftovers.push(`link ${l}`);
   const rules = `${quiet(['iptables-save']).out}\n${quiet(['nft', 'list', 'ruleset']).out}`;
   if (/demo-a|demo-b|demo-icc|demo-p2p|tscni-demo|tscni-fdemo|10\.250\.0\.|10\.251\.0\.|10\.248\.254\.|10\.249\.250\./.test(rules)) leftovers.push('firewall rules mentioning the demo networks');
@@ -231,6 +242,28 @@ function teardown() {
   rmSync(work, { recursive: true, force: true });
   if (leftovers.length) bad(`left behind: ${leftovers.join(', ')}`);
   else ok('no namespace, link, firewall rule or state file of the demo is left; sysctls restored');
+}
+
+/** Pids of the host's name server for the demo's state (`tscni dns serve --dir <work>/state/dns`). */
+function dnsServers() {
+  const base = join(env.TSCNI_STATE_DIR, 'dns');
+  const out = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (argv.includes('serve') && argv[argv.indexOf('--dir') + 1] === base) out.push(Number(d));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
+/** The addresses `name` resolves to inside `pod` (getent hosts, through the pod's /etc files and name server). */
+function resolve(pod, name) {
+  const r = sh([tscni, 'exec', pod, '--', 'getent', 'hosts', name]);
+  return r.code === 0 ? r.out.split('\n').map((l) => l.split(/\s+/)[0]) : [];
 }
 
 // ---- the scenarios --------------------------------------------------------
@@ -342,6 +375,29 @@ async function scenarios() {
   check(macOf('mac1') !== undefined && macOf('mac1') !== masterMac && macOf('mac1') !== macOf('mac2'), `each pod has its own MAC (${macOf('mac1')}, ${macOf('mac2')}), not the master's`);
   check(sh([tscni, 'exec', 'mac1', '--', 'ping', '-c', '2', '-W', '2', mac2Ip ?? '']).code === 0, `mac1 (${mac1Ip}) pings mac2 (${mac2Ip}) on the lan`);
   check(sh([tscni, 'exec', 'mac1', '--', 'ping', '-c', '1', '-W', '2', '10.252.10.254']).code === 0, 'mac1 pings the lan host 10.252.10.254 directly (no NAT, no bridge)');
+
+  step("Docker-style networks with names: network create, the name server, --alias, --link, --hostname");
+  check(cli('network', 'create', 'demo-names', '--subnet', '10.247.253.0/24').code === 0, 'tscni network create demo-names: a conflist with bridge, host-local, portmap, firewall, tuning and dnsname');
+  check(cli('up', 'demo-names', 'web1', '--alias', 'www', '--hostname', 'web1.example').code === 0, 'tscni up demo-names web1 --alias www --hostname web1.example');
+  check(cli('up', 'demo-names', 'web2', '--link', 'web1:w').code === 0, 'tscni up demo-names web2 --link web1:w');
+  const web1Ip = addrOf('web1', 'eth0');
+  const resolv = sh([tscni, 'exec', 'web2', '--', 'cat', '/etc/resolv.conf']).out;
+  check(resolv.includes('nameserver 10.247.253.1') && resolv.includes('search dns.podman'), "web2's resolv.conf points at the network's name server on its gateway 10.247.253.1");
+  check(resolve('web2', 'web1')[0] === web1Ip, `web2 resolves web1 to ${web1Ip} (the name server)`);
+  check(resolve('web2', 'www.dns.podman')[0] === web1Ip, "and web1's alias www, as www.dns.podman");
+  check(resolve('web2', 'w')[0] === web1Ip, "and the --link alias w (web2's /etc/hosts)");
+  check(sh([tscni, 'exec', 'web2', '--', 'ping', '-c', '1', '-W', '2', 'web1']).code === 0, 'web2 pings web1 by name');
+  check(sh([tscni, 'exec', 'web1', '--', 'hostname']).out === 'web1.example', "web1's hostname is web1.example (its own UTS namespace)");
+  check(cli('network', 'create', 'demo-names2', '--subnet', '10.247.254.0/24').code === 0, 'a second network, demo-names2');
+  check(cli('up', 'demo-names2', 'stranger').code === 0, 'tscni up demo-names2 stranger');
+  check(resolve('stranger', 'web1').length === 0 && resolve('stranger', 'web1.dns.podman').length === 0, 'stranger, on demo-names2, does not learn the names of demo-names');
+  check(resolve('stranger', 'stranger')[0] === addrOf('stranger', 'eth0'), 'but resolves the names of its own network');
+  const status = cli('dns', 'status');
+  const servers = dnsServers();
+  check(servers.length === 1 && (status.out.match(new RegExp(`running \\(pid ${servers[0]}\\)`, 'g')) ?? []).length === 2, `one name server for the host (pid ${servers[0]}) listens for both networks, each on its own gateway`);
+  cli('network', 'inspect', 'demo-names');
+  check(cli('down', 'stranger').code === 0 && cli('network', 'rm', 'demo-names2').code === 0, 'the last pod of demo-names2 goes, then the network (tscni network rm)');
+  check(dnsServers().length === 1 && resolve('web2', 'web1')[0] === web1Ip, 'the name server stays for demo-names');
 
   step('cnitool-style verbs on the same attachments');
   const cid = JSON.parse(readFileSync(join(env.TSCNI_STATE_DIR, 'pods', 'db.json'), 'utf8')).attachments[0].containerId;

@@ -188,34 +188,3 @@ export function exhaustedSets(cfg: HostLocalConfig, taken: Iterable<Ip>): number
   });
   return out;
 }
-
-// ---------------------------------------------------------------------------
-// Reservation records and GC, pure.
-// ---------------------------------------------------------------------------
-
-const ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-
-export type Owner = { kind: 'attachment'; id: string; ifname: string } | { kind: 'legacy'; id: string } | { kind: 'garbled' };
-
-/** Classify a reservation file's content: `<id>\r\n<ifname>`, old id-only, or empty/garbled. */
-export function parseOwner(content: string): Owner {
-  const t = content.trim();
-  if (t === '') return { kind: 'garbled' };
-  const nl = t.indexOf('\r\n');
-  if (nl < 0) return ID_RE.test(t) ? { kind: 'legacy', id: t } : { kind: 'garbled' };
-  const id = t.slice(0, nl);
-  const ifname = t.slice(nl + 2);
-  if (!ID_RE.test(id) || ifname === '' || /[\s/:]/.test(ifname) || Buffer.byteLength(ifname) > 15) return { kind: 'garbled' };
-  return { kind: 'attachment', id, ifname };
-}
-
-export function ownerContent(id: string, ifname: string): string {
-  return `${id.trim()}\r\n${ifname}`;
-}
-
-/** Whether the owner recorded in a reservation is still a valid attachment (GC). */
-export function ownerIsValid(owner: Owner, valid: ReadonlyArray<{ containerID: string; ifname: string }>): boolean {
-  if (owner.kind === 'garbled') return false;
-  if (owner.kind === 'legacy') return valid.some((a) => a.containerID === owner.id);
-  return valid.some((a) => a.containerID === owner.id && a.ifname === owner.ifname);
-}

@@ -27,7 +27,7 @@
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatIp, parseIp, type Ip } from '../../lib/ip/cidr.ts';
-import { ownerIsValid, type Owner, type Store } from './allocator.ts';
+import type { Store } from './allocator.ts';
 import { FileLock } from '../../lib/file-lock.ts';
 import {
   addressesOf,
@@ -55,6 +55,7 @@ import {
   LAST_IP_PREFIX,
   LEGACY_LOCK_FILES,
   linkReservation,
+  ownerIsValid,
   ownerMatches,
   RECLAIM_AGE_MS,
   readOrUndefined,
@@ -67,6 +68,7 @@ import {
   tryUnlink,
   writeAtomic,
   type Key,
+  type Owner,
 } from './reservation-files.ts';
 
 // Callers (plugin.ts, vxlan, tests) import these from here.

@@ -12,8 +12,8 @@
  *     .tscni-tmp-*          temp files of atomic writes (stale ones are removed)
  * Our attachment index (.tscni-idx-*, .tscni-index) is attachment-index.ts's.
  *
- * This module knows the names, the owner recorded in a reservation (the
- * format itself is parseOwner/ownerContent in allocator.ts), and how a
+ * This module knows the names, the owner recorded in a reservation (its
+ * format: parseOwner, ownerContent, ownerIsValid), and how a
  * reservation is made crash-safe and how an empty or garbled one is taken
  * over. It keeps no state: every function takes the network directory.
  * Each write is followed by a crashpoint (crashpoint.ts; test build only).
@@ -28,9 +28,40 @@ import { createHash } from 'node:crypto';
 import { closeSync, linkSync, lstatSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatIp, parseIp, type Ip } from '../../lib/ip/cidr.ts';
-import { ownerContent, parseOwner, type Owner } from './allocator.ts';
 import { crashpoint } from './crashpoint.ts';
 import { markerSignature } from './marker-signature.ts';
+
+// ---- the owner recorded in a reservation (pure) ----
+
+const ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+export type Owner = { kind: 'attachment'; id: string; ifname: string } | { kind: 'legacy'; id: string } | { kind: 'garbled' };
+
+/** Classify a reservation file's content: `<id>\r\n<ifname>`, old id-only, or empty/garbled. */
+export function parseOwner(content: string): Owner {
+  const t = content.trim();
+  if (t === '') return { kind: 'garbled' };
+  const nl = t.indexOf('\r\n');
+  if (nl < 0) return ID_RE.test(t) ? { kind: 'legacy', id: t } : { kind: 'garbled' };
+  const id = t.slice(0, nl);
+  const ifname = t.slice(nl + 2);
+  if (!ID_RE.test(id) || ifname === '' || /[\s/:]/.test(ifname) || Buffer.byteLength(ifname) > 15) return { kind: 'garbled' };
+  return { kind: 'attachment', id, ifname };
+}
+
+/** What a reservation file holds, as the reference writes it: `<id>\r\n<ifname>` (containernetworking/plugins host-local disk backend). */
+export function ownerContent(id: string, ifname: string): string {
+  return `${id.trim()}\r\n${ifname}`;
+}
+
+/** Whether the owner recorded in a reservation is still a valid attachment (GC). */
+export function ownerIsValid(owner: Owner, valid: ReadonlyArray<{ containerID: string; ifname: string }>): boolean {
+  if (owner.kind === 'garbled') return false;
+  if (owner.kind === 'legacy') return valid.some((a) => a.containerID === owner.id);
+  return valid.some((a) => a.containerID === owner.id && a.ifname === owner.ifname);
+}
+
+// ---- names ----
 
 export const LAST_IP_PREFIX = 'last_reserved_ip.';
 export const REFERENCE_LOCK = 'lock';

@@ -15,7 +15,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseOwner } from '../../ipam/host-local/allocator.ts';
+import { parseOwner } from '../../ipam/host-local/reservation-files.ts';
 import { ipFromName } from '../../ipam/host-local/disk-store.ts';
 import { etcdError, openEtcd } from '../../ipam/etcd-subnet/etcd-client.ts';
 import { listSubnets, readLeaseState, releaseSubnet, type LeaseState } from '../../ipam/etcd-subnet/lease.ts';

@@ -33,6 +33,8 @@ export interface PluginCall {
 
 export interface PluginOutput {
   code: number;
+  /** The signal that ended the plugin (a crash point's SIGKILL), else null. */
+  signal?: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
   json: Record<string, unknown> | undefined;
@@ -61,7 +63,7 @@ export function callPlugin(name: string, call: PluginCall): PluginOutput {
   } catch {
     json = undefined;
   }
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, json };
+  return { code: r.status ?? -1, signal: r.signal, stdout: r.stdout, stderr: r.stderr, json };
 }
 
 /** Like callPlugin, but throws with the plugin's output when it fails. */

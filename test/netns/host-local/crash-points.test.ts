@@ -20,23 +20,16 @@
  * reference's documentation does): it only writes files in its dataDir.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BUCKET_PREFIX, parseBucket, parseMarker, renderLine } from '../../../ipam/host-local/attachment-index.ts';
 import { markerSignatureAt } from '../../../ipam/host-local/marker-signature.ts';
 import { reservationTemp } from '../../../ipam/host-local/reservation-files.ts';
-import { binPath } from '../../helpers/plugin.ts';
+import { callPlugin, type PluginOutput } from '../../helpers/plugin.ts';
 import { listNet, NET, netConf, readNet, removeDir, reservations, tempDataDir } from './helpers.ts';
 
-interface Run {
-  status: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  json: Record<string, unknown> | undefined;
-}
+type Run = PluginOutput;
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -45,18 +38,8 @@ afterEach(() => {
 
 /** One call of host-local: the shipped build, or the test build killed at `failAt`. */
 function hl(command: string, config: unknown, id = '', failAt?: string): Run {
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: command, CNI_PATH: '/nonexistent' };
-  if (command !== 'GC') Object.assign(env, { CNI_CONTAINERID: id, CNI_IFNAME: 'eth0', CNI_NETNS: '/dev/null' });
-  if (failAt) env.TSCNI_TEST_FAIL_AT = failAt;
-  const r = spawnSync(binPath('host-local', failAt !== undefined), [], { env, input: JSON.stringify(config), encoding: 'utf8' });
-  if (r.error) throw r.error;
-  let json: Record<string, unknown> | undefined;
-  try {
-    json = r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, json };
+  const attachment = command === 'GC' ? {} : { containerId: id, ifname: 'eth0', netns: '/dev/null' };
+  return callPlugin('host-local', { command, config, path: '/nonexistent', ...attachment, env: failAt === undefined ? {} : { TSCNI_TEST_FAIL_AT: failAt } });
 }
 
 /** The addresses of an ADD result, without prefix length. */
@@ -66,7 +49,7 @@ function addresses(r: Run): string[] {
 
 function ok(command: string, config: unknown, id = ''): Run {
   const r = hl(command, config, id);
-  if (r.status !== 0) throw new Error(`${command} ${id} failed (${r.status} ${r.signal}): ${r.stdout} ${r.stderr}`);
+  if (r.code !== 0) throw new Error(`${command} ${id} failed (${r.code} ${r.signal}): ${r.stdout} ${r.stderr}`);
   return r;
 }
 
@@ -248,7 +231,7 @@ describe('host-local: kill -9 after every write, the next calls recover', () => 
       (dir, failAt) => hl('ADD', conf(dir), 'victim', failAt),
       (dir, step) => recoverAdd(dir, 'victim', [], 2, step),
     );
-    expect(done.status, done.stdout).toBe(0);
+    expect(done.code, done.stdout).toBe(0);
     expect(steps).toEqual(['host-local:after-create', 'host-local:after-rebuild-marker', ...ADD_WRITES_PER_SET, ...ADD_WRITES_PER_SET]);
   });
 
@@ -261,7 +244,7 @@ describe('host-local: kill -9 after every write, the next calls recover', () => 
       (dir, failAt) => hl('ADD', conf(dir), 'victim', failAt),
       (dir, step) => recoverAdd(dir, 'victim', ['live1', 'live2'], 2, step),
     );
-    expect(done.status, done.stdout).toBe(0);
+    expect(done.code, done.stdout).toBe(0);
     expect(steps).toEqual([...ADD_WRITES_PER_SET, ...ADD_WRITES_PER_SET]);
   });
 
@@ -279,7 +262,7 @@ describe('host-local: kill -9 after every write, the next calls recover', () => 
       // Each is either still empty (the next ADD may take it over) or victim's, complete.
       (dir, step) => recoverAdd(dir, 'victim', ['live'], 2, step, ['10.240.0.3', 'fd10:240::3']),
     );
-    expect(done.status, done.stdout).toBe(0);
+    expect(done.code, done.stdout).toBe(0);
     expect(addresses(done)).toEqual(['10.240.0.3', 'fd10:240::3']);
     expect(steps).toEqual([...ADD_WRITES_PER_SET, ...ADD_WRITES_PER_SET]);
   });
@@ -307,7 +290,7 @@ describe('host-local: kill -9 after every write, the next calls recover', () => 
       (dir, failAt) => hl('DEL', conf(dir), 'victim', failAt),
       (dir, step) => recoverDel(dir, 'victim', ['live'], TWO_SETS, step),
     );
-    expect(done.status, done.stdout).toBe(0);
+    expect(done.code, done.stdout).toBe(0);
     expect(steps).toEqual(['host-local:after-release', 'host-local:after-release', 'host-local:after-bucket-removed']);
   });
 
@@ -324,7 +307,7 @@ describe('host-local: kill -9 after every write, the next calls recover', () => 
       (dir, failAt) => hl('DEL', conf(dir), 'victim', failAt),
       (dir, step) => recoverDel(dir, 'victim', [a, b], TWO_SETS, step),
     );
-    expect(done.status, done.stdout).toBe(0);
+    expect(done.code, done.stdout).toBe(0);
     expect(steps).toEqual(['host-local:after-release', 'host-local:after-release', 'host-local:after-tombstones', 'host-local:after-reservation-temp-removed']);
   });
 
@@ -342,7 +325,7 @@ describe('host-local: kill -9 after every write, the next calls recover', () => 
       (dir, failAt) => hl('DEL', netConf(dir, ipam), 'victim', failAt),
       (dir, step) => recoverDel(dir, 'victim', [a], ipam, step),
     );
-    expect(done.status, done.stdout).toBe(0);
+    expect(done.code, done.stdout).toBe(0);
     expect(steps).toEqual(['host-local:after-release', 'host-local:after-compact-temp', 'host-local:after-compact']);
   });
 
@@ -366,7 +349,7 @@ describe('host-local: kill -9 after every write, the next calls recover', () => 
         expect(reservations(dir), step).toEqual({});
       },
     );
-    expect(done.status, done.stdout).toBe(0);
+    expect(done.code, done.stdout).toBe(0);
     // Releases and cleanup in directory order, then the rebuild: marker first, buckets in directory order, marker last.
     expect(steps.slice(0, 3).sort()).toEqual(['host-local:after-cleanup', 'host-local:after-release', 'host-local:after-release']);
     expect(steps[3]).toBe('host-local:after-marker-unlink');

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { cniErrorOf } from '../../helpers/errors.ts';
 import type { NetConf } from '../../../lib/cni/types.ts';
 import { formatIp, parseIp, type Ip } from '../../../lib/ip/cidr.ts';
-import { allocateAll, exhaustedSets, ownerIsValid, parseOwner, RangeIterator } from '../../../ipam/host-local/allocator.ts';
+import { allocateAll, exhaustedSets, RangeIterator } from '../../../ipam/host-local/allocator.ts';
+import { ownerIsValid, parseOwner } from '../../../ipam/host-local/reservation-files.ts';
 import { parseHostLocalConfig, type HostLocalConfig } from '../../../ipam/host-local/config.ts';
 import { MemoryStore } from './memory-store.ts';
 

@@ -1,6 +1,6 @@
 /** An in-memory Store for allocator unit tests. */
 import type { Store } from '../../../ipam/host-local/allocator.ts';
-import { parseOwner, ownerContent } from '../../../ipam/host-local/allocator.ts';
+import { ownerContent, parseOwner } from '../../../ipam/host-local/reservation-files.ts';
 import { formatIp, parseIp, type Ip } from '../../../lib/ip/cidr.ts';
 
 export class MemoryStore implements Store {

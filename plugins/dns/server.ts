@@ -31,7 +31,7 @@ import { networkSig, networksIn, pidFile, readNetworkInfo, readRecords, recordsS
 const AA = 0x400;
 const RD = 0x100;
 const RA = 0x80;
-const RCODE = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3 } as const;
+const RCODE = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
 const FORWARD_TIMEOUT_MS = 2500;
 
 function log(msg: string): void {
@@ -48,6 +48,10 @@ export interface ServerState {
   stamp: number;
   /** When records/ was last read (ms since the epoch). */
   readAt?: number;
+  /** The network's gateways: the host asking (its source address for a local destination is the gateway). */
+  gateways?: string[];
+  /** Who may ask (the gateways, the pods' addresses), rebuilt with the records. */
+  clients?: Set<string>;
 }
 
 /** How close (ms) a records/ mtime may be to the last read and still hide a change (mtimes tick coarsely). */
@@ -62,8 +66,24 @@ function currentRecords(s: ServerState): NameRecord[] {
     s.readAt = Date.now();
     s.records = readRecords(s.dir);
     s.stamp = stamp;
+    s.clients = new Set([...(s.gateways ?? []), ...s.records.flatMap((r) => r.ips)]);
   }
   return s.records;
+}
+
+/**
+ * Whether `client` may ask this network's server: one of the network's pods
+ * (an address in its records), the host through the gateway, or loopback. A
+ * pod of another network that sends its query to this gateway directly is
+ * refused, so it never learns these names (aardvark-dns also answers by the
+ * asking container's address). Undefined `client`: not checked (unit tests).
+ * Call after currentRecords(s), which keeps the set of clients.
+ */
+export function mayAsk(s: ServerState, client: string | undefined): boolean {
+  if (client === undefined) return true;
+  const addr = client.replace(/^::ffff:/, '');
+  if (addr.startsWith('127.') || addr === '::1') return true;
+  return s.clients?.has(addr) ?? false;
 }
 
 /** Send `query` to the upstreams in turn over UDP; the first reply wins. */
@@ -125,8 +145,11 @@ function forwardTcp(s: ServerState, query: Buffer): Promise<Buffer | undefined> 
   })();
 }
 
-/** One query in, one response out (undefined: drop, e.g. undecodable); `tcp`: the client asked over TCP. */
-export async function respond(s: ServerState, query: Buffer, tcp = false): Promise<Buffer | undefined> {
+/**
+ * One query in, one response out (undefined: drop, e.g. undecodable); `tcp`:
+ * the client asked over TCP; `client`: its address, REFUSED unless mayAsk.
+ */
+export async function respond(s: ServerState, query: Buffer, tcp = false, client?: string): Promise<Buffer | undefined> {
   let q: dnsPacket.Packet;
   try {
     q = dnsPacket.decode(query);
@@ -139,7 +162,9 @@ export async function respond(s: ServerState, query: Buffer, tcp = false): Promi
   const reply = (rcode: number, answers: dnsPacket.Answer[], aa: boolean) =>
     dnsPacket.encode({ type: 'response', id: q.id, flags: (aa ? AA : 0) | rd | RA | rcode, questions: q.questions, answers });
   if (!question) return reply(RCODE.SERVFAIL, [], false);
-  const local = answerLocal(question.name, question.type, currentRecords(s), s.domainName);
+  const records = currentRecords(s);
+  if (!mayAsk(s, client)) return reply(RCODE.REFUSED, [], false);
+  const local = answerLocal(question.name, question.type, records, s.domainName);
   if (local) {
     const answers = local.answers.map((a) => ({ name: a.name, type: a.type, ttl: a.ttl, class: 'IN' as const, data: a.data }));
     return reply(RCODE[local.rcode], answers, true);
@@ -153,7 +178,7 @@ function bindUdp(s: ServerState, addr: string): Promise<Socket> {
     const sock = createSocket({ type: addr.includes(':') ? 'udp6' : 'udp4', reuseAddr: false });
     sock.once('error', reject);
     sock.on('message', (msg, rinfo) => {
-      void respond(s, msg).then((out) => {
+      void respond(s, msg, false, rinfo.address).then((out) => {
         if (out) sock.send(out, rinfo.port, rinfo.address);
       });
     });
@@ -177,7 +202,7 @@ function bindTcp(s: ServerState, addr: string): Promise<Server> {
         while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
           const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
           buf = buf.subarray(2 + msg.length);
-          void respond(s, Buffer.from(msg), true).then((out) => {
+          void respond(s, Buffer.from(msg), true, conn.remoteAddress).then((out) => {
             if (!out) return;
             const len = Buffer.alloc(2);
             len.writeUInt16BE(out.length);
@@ -273,7 +298,7 @@ export async function serve(base: string): Promise<void> {
     const n: Served = {
       network,
       sig: networkSig(info),
-      state: { dir: join(base, network), domainName: info.domainName, upstreams, records: [], stamp: -1 },
+      state: { dir: join(base, network), domainName: info.domainName, upstreams, records: [], stamp: -1, gateways: info.gateways },
       closers: [],
       closed: false,
       announced: false,

@@ -182,6 +182,13 @@ describe('names', () => {
       expect((await tcpQuery(gwB, 'outside.example', 'A')).answers?.map((x) => x.data)).toEqual(['192.0.2.7']);
       expect(upstream.asked()).toContain('tcp outside.example');
       expect((await tcpQuery(gwB, `${pa}.a.test`, 'A')).answers ?? []).toEqual([]);
+      // Asking A's gateway directly does not help a pod of B: the server refuses it.
+      const gwA = ((a.conflist.plugins[0] as { ipam: { ranges: { gateway: string }[][] } }).ipam.ranges[0]?.[0]?.gateway) as string;
+      const direct = tscni(e, ['exec', pb, '--', 'busybox', 'nslookup', `${pa}.a.test`, gwA]);
+      expect(direct.stdout + direct.stderr).not.toContain(ipa);
+      expect(direct.stdout + direct.stderr).toContain('REFUSED');
+      const own = tscni(e, ['exec', pa, '--', 'busybox', 'nslookup', `${pa}.a.test`, gwA]);
+      expect(own.stdout).toContain(ipa);
     } finally {
       upstream.close();
     }

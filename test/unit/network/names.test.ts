@@ -71,6 +71,15 @@ describe('respond (wire format through dns-packet)', () => {
     expect(await respond(state, Buffer.from([1, 2, 3]))).toBeUndefined();
   });
 
+  it("refuses a client that is neither one of the network's pods nor the host (gateway, loopback)", async () => {
+    const gated: ServerState = { ...state, records: [], stamp: -1, gateways: ['10.89.0.1'] };
+    expect(decode(await respond(gated, query('web1.dns.podman', 'A'), false, '10.90.0.7')).rcode).toBe('REFUSED');
+    expect(decode(await respond(gated, query('example.org', 'A'), true, '10.90.0.7')).rcode).toBe('REFUSED');
+    for (const client of ['10.89.0.2', '::ffff:10.89.0.2', '10.89.0.1', '127.0.0.1']) {
+      expect(decode(await respond(gated, query('web1.dns.podman', 'A'), false, client)).rcode, client).toBe('NOERROR');
+    }
+  });
+
   it('sees a record removed (the records directory changed)', async () => {
     deleteRecord(dir, 'c2', 'eth0');
     expect(decode(await respond(state, query('db.dns.podman', 'A'))).rcode).toBe('NXDOMAIN');

@@ -4,7 +4,8 @@
  * config directory. Existing files are replaced atomically (a runtime may be
  * executing the old plugin right now: rename, never truncate in place).
  */
-import { copyFileSync, chmodSync, existsSync, linkSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, chmodSync, existsSync, linkSync, mkdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { writeFileAtomic } from '../../lib/fs.ts';
 import { join } from 'node:path';
 import { EXAMPLE_CONFLIST_NAME, exampleConflist } from '../example-conf.ts';
 
@@ -53,8 +54,7 @@ export function install(a: InstallArgs): InstallOutcome {
     if (existsSync(conf) && !a.force) {
       out.conflistSkipped = conf;
     } else {
-      writeFileSync(`${conf}.tscni-tmp`, exampleConflist());
-      renameSync(`${conf}.tscni-tmp`, conf);
+      writeFileAtomic(conf, exampleConflist(), { mode: 0o644 });
       out.conflist = conf;
     }
   }

@@ -53,10 +53,13 @@ export function invalidConfig(msg: string, details = ''): CniError {
 /**
  * Settle every task (DEL and GC keep cleaning past a failure), then throw
  * one error for all failures: the only one as it is, several joined under
- * code 999. Resolves when all succeeded.
+ * code 999; `context` (e.g. "masquerade teardown") prefixes the message.
+ * Resolves when all succeeded.
  */
-export async function settleAll(tasks: ReadonlyArray<Promise<unknown>>): Promise<void> {
+export async function settleAll(tasks: ReadonlyArray<Promise<unknown>>, context?: string): Promise<void> {
   const errors = (await Promise.allSettled(tasks)).flatMap((r) => (r.status === 'rejected' ? [toCniError(r.reason)] : []));
-  if (errors.length === 1) throw errors[0];
-  if (errors.length > 1) throw new CniError(ErrorCode.Internal, errors.map((e) => e.message).join('; '));
+  if (errors.length === 0) return;
+  const first = errors[0] as CniError;
+  const joined = errors.length === 1 ? first : new CniError(ErrorCode.Internal, errors.map((e) => e.message).join('; '));
+  throw context ? new CniError(joined.code as ErrorCodeValue, `${context}: ${joined.msg}`, joined.details) : joined;
 }

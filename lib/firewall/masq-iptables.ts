@@ -3,6 +3,7 @@
  * teardown by exact spec when the addresses are known, else by chain name
  * from a POSTROUTING listing; the reference's layout (masquerade-iptables.ts).
  */
+import { settleAll } from '../cni/errors.ts';
 import { run } from '../exec.ts';
 import { addrOf, familyOf, type Family } from '../ip/prefix.ts';
 import { hasCommand } from './backend.ts';
@@ -18,11 +19,6 @@ async function listPostrouting(family: Family): Promise<string | undefined> {
 
 async function teardownChains(family: Family, chains: readonly string[], text: string): Promise<void> {
   await run([IPT[family].restore, '--noflush', '-w'], { input: renderMasqTeardown(chains, parsePostrouting(text)) });
-}
-
-async function settle(tasks: Array<Promise<void>>, what: string): Promise<void> {
-  const errors = (await Promise.allSettled(tasks)).flatMap((r) => (r.status === 'rejected' ? [String((r.reason as Error)?.message ?? r.reason)] : []));
-  if (errors.length) throw new Error(`${what}: ${errors.join('; ')}`);
 }
 
 export const iptablesMasq: MasqDriver = {
@@ -54,7 +50,7 @@ export const iptablesMasq: MasqDriver = {
         const text = await listPostrouting(family);
         if (text !== undefined) await teardownChains(family, [chain], text);
       });
-    await settle(tasks, 'iptables masquerade teardown');
+    await settleAll(tasks, 'iptables masquerade teardown');
   },
 
   async gc(network, valid) {
@@ -73,7 +69,7 @@ export const iptablesMasq: MasqDriver = {
         }
         if (stale.size) await teardownChains(family, [...stale], text);
       });
-    await settle(tasks, 'iptables masquerade GC');
+    await settleAll(tasks, 'iptables masquerade GC');
   },
 
   /** `-C` of the exact POSTROUTING jump, one call per address (the chain must exist for it to succeed). */

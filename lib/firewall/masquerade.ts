@@ -5,6 +5,7 @@
  * rules by their tags (chain name / comment), never by the pod's live
  * addresses.
  */
+import { settleAll } from '../cni/errors.ts';
 import type { Family } from '../ip/prefix.ts';
 import { familyOf } from '../ip/prefix.ts';
 import { detectBackend, hasCommand, type FirewallBackend } from './backend.ts';
@@ -27,9 +28,7 @@ export async function setupMasquerade(backend: MasqBackend, cidrs: readonly stri
 }
 
 async function onEach(backends: readonly MasqBackend[], what: string, fn: (d: MasqDriver) => Promise<void>): Promise<void> {
-  const tasks = backends.map((b) => DRIVERS[b]).filter((d) => d.available()).map(fn);
-  const errors = (await Promise.allSettled(tasks)).flatMap((r) => (r.status === 'rejected' ? [String((r.reason as Error)?.message ?? r.reason)] : []));
-  if (errors.length) throw new Error(`${what}: ${errors.join('; ')}`);
+  await settleAll(backends.map((b) => DRIVERS[b]).filter((d) => d.available()).map(fn), what);
 }
 
 /** Remove the masquerade rules of one attachment (from its backend, or from both when unknown). Throws an aggregated error. */

@@ -8,9 +8,10 @@
  *
  * Records are complete JSON files renamed into place.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileLock } from '../../lib/file-lock.ts';
+import { writeFileAtomic } from '../../lib/fs.ts';
 import type { FirewallBackend, IngressPolicy } from './config.ts';
 
 export interface FirewallRecord {
@@ -78,10 +79,7 @@ export class FirewallState {
 
   write(r: FirewallRecord): void {
     mkdirSync(join(this.dir, 'attachments', r.network), { recursive: true, mode: 0o700 });
-    const p = this.path(r);
-    const tmp = `${p}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(r), { mode: 0o600 });
-    renameSync(tmp, p);
+    writeFileAtomic(this.path(r), JSON.stringify(r), { mode: 0o600 });
   }
 
   /** Drop `h`'s record; the network's folder goes with its last record, as portmap's does. */

@@ -12,11 +12,13 @@
  *   GC     backup files of this network's attachments not in valid-attachments go
  *   STATUS dataDir can be created
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { validAttachments } from '../../lib/cni/attachments.ts';
 import type { CmdArgs, Plugin } from '../../lib/cni/skel.ts';
+import { writeFileAtomic } from '../../lib/fs.ts';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
-import type { Result, ValidAttachment } from '../../lib/cni/types.ts';
+import type { Result } from '../../lib/cni/types.ts';
 import { withRtnl, type Rtnl } from '../../lib/netlink/rtnl.ts';
 import { closeNetns, openNetns, sysctlPath, withNetns, type NetnsHandle } from '../../lib/netns.ts';
 import { changesLink, parseTuningConfig, type TuningConfig } from './config.ts';
@@ -87,9 +89,7 @@ function restore(ns: NetnsHandle, nl: Rtnl, index: number, b: TuningBackup): str
 
 function writeBackup(file: string, b: TuningBackup): void {
   mkdirSync(join(file, '..'), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(b, null, 1), { mode: 0o600 });
-  renameSync(tmp, file);
+  writeFileAtomic(file, JSON.stringify(b, null, 1), { mode: 0o600 });
 }
 
 function readBackup(file: string): TuningBackup | undefined {
@@ -191,9 +191,7 @@ async function check(args: CmdArgs): Promise<void> {
 
 async function gc(args: CmdArgs): Promise<void> {
   const cfg = parseTuningConfig(args.config, '', 'IFNAME');
-  const raw = (args.config as Record<string, unknown>)['cni.dev/valid-attachments'];
-  if (raw !== undefined && !Array.isArray(raw)) throw new CniError(ErrorCode.InvalidNetworkConfig, 'invalid "cni.dev/valid-attachments": must be an array');
-  const valid = new Set(((raw ?? []) as ValidAttachment[]).map((a) => `${a.containerID}_${a.ifname}.json`));
+  const valid = new Set(validAttachments(args.config).map((a) => `${a.containerID}_${a.ifname}.json`));
   let files: string[] = [];
   try {
     files = readdirSync(cfg.dataDir);

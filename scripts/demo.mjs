@@ -21,6 +21,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { overlayStep } from './demo-overlay.mjs';
+import { removeSharedIfNew, snapshotShared } from './lib/portmap-shared.mjs';
 
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'dist', 'bin');
@@ -128,18 +129,8 @@ function ensureTools() {
 const SYSCTLS = ['net.ipv4.ip_forward', 'net.ipv4.conf.all.route_localnet'];
 const savedSysctls = new Map();
 
-// portmap's shared chains (the reference leaves them in place too); removed at the end only if the demo made them.
-const SHARED_CHAINS = ['CNI-HOSTPORT-DNAT', 'CNI-HOSTPORT-SETMARK', 'CNI-HOSTPORT-MASQ'];
-let sharedChainsBefore = true;
-function removeSharedChainsIfOurs() {
-  if (sharedChainsBefore) return;
-  for (const chain of ['PREROUTING', 'OUTPUT']) quiet(['iptables', '-w', '-t', 'nat', '-D', chain, '-m', 'addrtype', '--dst-type', 'LOCAL', '-j', 'CNI-HOSTPORT-DNAT']);
-  quiet(['iptables', '-w', '-t', 'nat', '-D', 'POSTROUTING', '-m', 'comment', '--comment', 'CNI portfwd requiring masquerade', '-j', 'CNI-HOSTPORT-MASQ']);
-  for (const c of SHARED_CHAINS) {
-    quiet(['iptables', '-w', '-t', 'nat', '-F', c]);
-    quiet(['iptables', '-w', '-t', 'nat', '-X', c]);
-  }
-}
+// portmap's shared chains and nft table (the reference leaves its chains in place too); removed at the end only if the demo made them.
+let sharedBefore = { iptables: true, ip6tables: true, nft: true };
 
 /** The firewall plugin as the demo's conflists chain it (its records in the demo's work dir). */
 const firewall = (ingressPolicy) => ({ type: 'firewall', ingressPolicy, stateDir: join(work, 'firewall') });
@@ -231,14 +222,15 @@ function teardown() {
   quiet(['ip', 'link', 'del', MACVLAN_MASTER]);
   for (const b of BRIDGES) quiet(['ip', 'link', 'del', b]);
   for (const [k, v] of savedSysctls) quiet(['sysctl', '-q', '-w', `${k}=${v}`]);
-  removeSharedChainsIfOurs();
+  removeSharedIfNew(sharedBefore);
   const leftovers = [];
   for (const ns of quiet(['ip', 'netns', 'list']).out.split('\n')) if (/^(tscni-demo|web|db|app|lonely|other|iso1|iso2|p2p1|p2p2|mac1|mac2|web1|web2|stranger)\b/.test(ns)) leftovers.push(`netns ${ns}`);
   for (const l of [OUT_HOST_IF, MACVLAN_MASTER, ...BRIDGES]) if (quiet(['ip', 'link', 'show', l]).code === 0) leftovers.push(`link ${l}`);
   const rules = `${quiet(['iptables-save']).out}\n${quiet(['nft', 'list', 'ruleset']).out}`;
   if (/demo-a|demo-b|demo-icc|demo-p2p|tscni-demo|tscni-fdemo|10\.250\.0\.|10\.251\.0\.|10\.248\.254\.|10\.249\.250\./.test(rules)) leftovers.push('firewall rules mentioning the demo networks');
   for (const c of FIREWALL_CHAINS) if (!firewallChainsBefore.includes(c) && quiet(['iptables', '-w', '-t', 'filter', '-S', c]).code === 0) leftovers.push(`the firewall chain ${c}`);
-  if (!sharedChainsBefore && quiet(['iptables', '-w', '-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT']).code === 0) leftovers.push('the CNI-HOSTPORT-* chains');
+  const sharedAfter = snapshotShared();
+  for (const k of ['iptables', 'ip6tables', 'nft']) if (!sharedBefore[k] && sharedAfter[k]) leftovers.push(`portmap's shared ${k === 'nft' ? 'nft table' : `${k} CNI-HOSTPORT-* chains`}`);
   rmSync(work, { recursive: true, force: true });
   if (leftovers.length) bad(`left behind: ${leftovers.join(', ')}`);
   else ok('no namespace, link, firewall rule or state file of the demo is left; sysctls restored');
@@ -420,7 +412,7 @@ for (const pod of PODS) {
   }
 }
 for (const k of SYSCTLS) savedSysctls.set(k, quiet(['sysctl', '-n', k]).out);
-sharedChainsBefore = quiet(['iptables', '-w', '-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT']).code === 0;
+sharedBefore = snapshotShared();
 firewallChainsBefore = FIREWALL_CHAINS.filter((c) => quiet(['iptables', '-w', '-t', 'filter', '-S', c]).code === 0);
 
 let crashed;

@@ -13,18 +13,16 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { PREFIX } from './network.mjs';
+import { removeSharedIfNew, snapshotShared } from '../../scripts/lib/portmap-shared.mjs';
 import { progress, sh } from './proc.mjs';
 
-const NFT_TABLE = ['inet', 'tscni_portmap'];
 const SYSCTLS = ['/proc/sys/net/ipv4/ip_forward', '/proc/sys/net/ipv6/conf/all/forwarding'];
 const SHARED_CHAINS = ['CNI-HOSTPORT-DNAT', 'CNI-HOSTPORT-SETMARK', 'CNI-HOSTPORT-MASQ'];
 
 /** What exists before the run: shared chains per family, the nft table, sysctl values. */
 export function snapshotHost() {
   return {
-    iptables: sh(['iptables', '-w', '-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT']).code === 0,
-    ip6tables: sh(['ip6tables', '-w', '-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT']).code === 0,
-    nft: sh(['nft', 'list', 'table', ...NFT_TABLE]).code === 0,
+    ...snapshotShared(),
     sysctls: Object.fromEntries(SYSCTLS.filter(existsSync).map((p) => [p, readFileSync(p, 'utf8').trim()])),
   };
 }
@@ -87,18 +85,9 @@ export function removeNetwork(net) {
   deleteBridge(net.bridge);
 }
 
-/** Remove shared chains and the nft table if they did not exist before; restore changed sysctls. */
+/** Remove shared chains and the nft table if they did not exist before (scripts/lib/portmap-shared.mjs); restore changed sysctls. */
 export function restoreHost(before) {
-  for (const cmd of ['iptables', 'ip6tables']) {
-    if (before[cmd]) continue;
-    for (const c of ['PREROUTING', 'OUTPUT']) sh([cmd, '-w', '-t', 'nat', '-D', c, '-m', 'addrtype', '--dst-type', 'LOCAL', '-j', 'CNI-HOSTPORT-DNAT']);
-    sh([cmd, '-w', '-t', 'nat', '-D', 'POSTROUTING', '-m', 'comment', '--comment', 'CNI portfwd requiring masquerade', '-j', 'CNI-HOSTPORT-MASQ']);
-    for (const c of SHARED_CHAINS) {
-      sh([cmd, '-w', '-t', 'nat', '-F', c]);
-      sh([cmd, '-w', '-t', 'nat', '-X', c]);
-    }
-  }
-  if (!before.nft) sh(['nft', 'delete', 'table', ...NFT_TABLE]);
+  removeSharedIfNew(before);
   for (const [path, value] of Object.entries(before.sysctls)) {
     if (readFileSync(path, 'utf8').trim() !== value) writeFileSync(path, `${value}\n`);
   }

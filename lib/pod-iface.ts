@@ -13,7 +13,7 @@
  *                      straight into the pod (or inside it with
  *                      linkInContainer), then renamed, as the reference does
  */
-import { randomBytes } from 'node:crypto';
+import { randomVethName } from './digest.ts';
 import { CniError, ErrorCode } from './cni/errors.ts';
 import type { CmdArgs } from './cni/skel.ts';
 import type { Result } from './cni/types.ts';
@@ -28,10 +28,6 @@ const IFA_F_TENTATIVE = 0x40;
 
 export const internal = (msg: string) => new CniError(ErrorCode.Internal, msg);
 
-/** A temporary link name, "veth" + 8 random hex digits, as the reference's RandomVethName. */
-export function tmpLinkName(): string {
-  return `veth${randomBytes(4).toString('hex')}`;
-}
 
 export interface ConfigureOpts {
   /** IPv6: skip duplicate address detection (addresses usable at once). Otherwise wait for DAD, as the reference. */
@@ -168,7 +164,7 @@ export function createStackedInPod(
   ifName: string,
   linkInContainer: boolean,
 ): LinkInfo {
-  const tmp = tmpLinkName();
+  const tmp = randomVethName();
   if (linkInContainer) pod.createSubLink({ ...spec, name: tmp });
   else host.createSubLink({ ...spec, name: tmp, netnsFd: ns.fd }, ns.path);
   const created = pod.getLink(tmp);

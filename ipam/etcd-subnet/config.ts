@@ -15,11 +15,11 @@
  *     "routes": [{ "dst": "0.0.0.0/0" }]   // in addition to the cluster CIDR route
  *   }
  */
-import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import type { NetConf, Route } from '../../lib/cni/types.ts';
 import { formatCidr, hasHostBits, parseCidr, parseIp, type Cidr } from '../../lib/ip/cidr.ts';
+import { ipFamily } from '../../lib/ip/prefix.ts';
 
 export const DEFAULT_DATA_DIR = '/var/lib/cni/etcd-subnet';
 export const DEFAULT_PREFIX = '/tscni/overlay';
@@ -95,7 +95,7 @@ function parseEtcd(raw: unknown, network: string): EtcdConfig {
   if ((caFile || certFile) && endpoints.some((e) => e.startsWith('http:'))) throw bad('ipam.etcd.endpoints', 'TLS files are set: endpoints must be https://');
   const serverName = optString(raw, 'serverName', 'ipam.etcd.serverName');
   if (serverName !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(serverName)) throw bad('ipam.etcd.serverName', `must be a DNS name, got "${serverName}"`);
-  const ipHttps = endpoints.find((e) => e.startsWith('https:') && isIP(new URL(e).hostname.replace(/^\[|\]$/g, '')) !== 0);
+  const ipHttps = endpoints.find((e) => e.startsWith('https:') && ipFamily(new URL(e).hostname.replace(/^\[|\]$/g, '')) !== 0);
   if (ipHttps && serverName === undefined) {
     throw bad('ipam.etcd.serverName', `is required for the TLS endpoint ${ipHttps}: name a DNS name of the etcd server certificate (TLS cannot use an IP address as server name here)`);
   }

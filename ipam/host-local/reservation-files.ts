@@ -24,7 +24,7 @@
  * creates the file empty, then writes it) are reclaimable once older than
  * RECLAIM_AGE_MS.
  */
-import { createHash } from 'node:crypto';
+import { digest } from '../../lib/digest.ts';
 import { closeSync, linkSync, lstatSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatIp, parseIp, type Ip } from '../../lib/ip/cidr.ts';
@@ -113,9 +113,7 @@ export interface Key {
 
 /** sha256 of the key spelled as its reservation content ("<id>\r\n<ifname>", or "<id>"). */
 export function keyDigest(k: Key): Buffer {
-  return createHash('sha256')
-    .update(k.ifname === null ? k.id : `${k.id}\r\n${k.ifname}`)
-    .digest();
+  return Buffer.from(digest('sha256', k.ifname === null ? k.id : `${k.id}\r\n${k.ifname}`));
 }
 
 export function sameKey(a: Key, b: Key): boolean {

@@ -2,7 +2,7 @@
  * Names and tags shared with the Go reference plugins. They are public
  * contract: hosts that ran the reference depend on them, so never change them.
  */
-import { createHash } from 'node:crypto';
+import { digestHex } from '../digest.ts';
 
 /** Longest iptables chain name the reference produces. */
 export const MAX_CHAIN_LENGTH = 28;
@@ -11,7 +11,7 @@ export const CHAIN_PREFIX = 'CNI-';
 /** `prefix` followed by sha512(toHash) in hex, cut to `length` characters. */
 export function formatHashWithPrefix(length: number, prefix: string, toHash: string): string {
   if (prefix.length >= length || length > 128) throw new Error('invalid hash length');
-  return `${prefix}${createHash('sha512').update(toHash).digest('hex')}`.slice(0, length);
+  return `${prefix}${digestHex('sha512', toHash)}`.slice(0, length);
 }
 
 /** Per-container chain: "CNI-" + 24 hex of sha512(name + id) (28 characters). */

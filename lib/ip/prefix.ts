@@ -3,7 +3,6 @@
  * parse, mask to the network, next address, containment, canonical text.
  * Addresses are BigInts so IPv4 and IPv6 share one code path.
  */
-import { isIP } from 'node:net';
 
 export type Family = 4 | 6;
 
@@ -16,8 +15,37 @@ export interface ParsedPrefix {
 
 const BITS: Record<Family, number> = { 4: 32, 6: 128 };
 
+// The address grammar node:net's isIP accepts (dotted decimal without leading
+// zeros; RFC 4291 text forms, an embedded IPv4 tail, a %zone suffix), written
+// out here because evaluating node:net costs ~2 ms of a Bun executable's start.
+const V4_SEG = '(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])';
+const V4 = `(?:${V4_SEG}\\.){3}${V4_SEG}`;
+const V6_SEG = '(?:[0-9a-fA-F]{1,4})';
+const IPV4_RE = new RegExp(`^${V4}$`);
+const IPV6_RE = new RegExp(
+  '^(?:' +
+    [
+      `(?:${V6_SEG}:){7}(?:${V6_SEG}|:)`,
+      `(?:${V6_SEG}:){6}(?:${V4}|:${V6_SEG}|:)`,
+      `(?:${V6_SEG}:){5}(?::${V4}|(?::${V6_SEG}){1,2}|:)`,
+      `(?:${V6_SEG}:){4}(?:(?::${V6_SEG}){0,1}:${V4}|(?::${V6_SEG}){1,3}|:)`,
+      `(?:${V6_SEG}:){3}(?:(?::${V6_SEG}){0,2}:${V4}|(?::${V6_SEG}){1,4}|:)`,
+      `(?:${V6_SEG}:){2}(?:(?::${V6_SEG}){0,3}:${V4}|(?::${V6_SEG}){1,5}|:)`,
+      `(?:${V6_SEG}:){1}(?:(?::${V6_SEG}){0,4}:${V4}|(?::${V6_SEG}){1,6}|:)`,
+      `(?::(?:(?::${V6_SEG}){0,5}:${V4}|(?::${V6_SEG}){1,7}|:))`,
+    ].join('|') +
+    ')(?:%[0-9a-zA-Z.:-]{1,})?$',
+);
+
+/** 4 or 6 for an IPv4 or IPv6 address in text form, else 0: the same answers as node:net's isIP (see the unit test). */
+export function ipFamily(text: string): 0 | Family {
+  if (IPV4_RE.test(text)) return 4;
+  if (IPV6_RE.test(text)) return 6;
+  return 0;
+}
+
 export function parseAddr(text: string): { family: Family; addr: bigint } {
-  const family = isIP(text);
+  const family = ipFamily(text);
   if (family === 4) {
     const parts = text.split('.').map(Number);
     return { family: 4, addr: parts.reduce((acc, p) => (acc << 8n) | BigInt(p), 0n) };

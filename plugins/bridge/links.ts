@@ -5,7 +5,7 @@
  * and the object (NetlinkError).
  */
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { randomBytes } from '../../lib/digest.ts';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { EEXIST, NetlinkError, withRtnl, type Rtnl } from '../../lib/netlink/rtnl.ts';
 import type { LinkInfo } from '../../lib/netlink/messages.ts';
@@ -37,10 +37,6 @@ export function readLinkFileTarget(name: string, file: string): string | undefin
   }
 }
 
-/** Host veth name: "veth" + 8 random hex digits, as the reference. */
-export function randomVethName(): string {
-  return `veth${randomBytes(4).toString('hex')}`;
-}
 
 /** A random locally administered unicast MAC. */
 export function randomMac(): string {

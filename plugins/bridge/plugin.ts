@@ -35,13 +35,13 @@ import {
   createVlanGateway,
   ensureBridge,
   linkState,
-  randomVethName,
   readLinkFile,
   readLinkFileTarget,
   waitOperUp,
 } from './links.ts';
 import { CONTAINER_IF_INDEX, planBridgeAddrs, planGateways, planPodAddrs, planPodRoutes, planPortVlans, podSysctls, type GatewayPlan } from './render.ts';
 import { failpoint } from '../../lib/failpoint.ts';
+import { randomVethName } from '../../lib/digest.ts';
 
 
 async function add(args: CmdArgs): Promise<Result> {

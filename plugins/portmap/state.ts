@@ -16,7 +16,7 @@
  * the files of the ports being asked for, so the cost does not grow with the
  * number of pods.
  */
-import { createHash } from 'node:crypto';
+import { digestHex } from '../../lib/digest.ts';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { readJsonOr, writeFileAtomic } from '../../lib/fs.ts';
 import { join } from 'node:path';
@@ -115,7 +115,7 @@ export function staleReason(rec: AttachmentRecord, bootId: string | undefined): 
 
 /** The claim file of `h` for `key`: "<key>+<hash>", so several attachments may claim one port. */
 export function claimName(key: string, h: PortHolder): string {
-  const id = createHash('sha256').update(`${h.network}\n${h.containerId}\n${h.ifName}`).digest('hex').slice(0, 16);
+  const id = digestHex('sha256', `${h.network}\n${h.containerId}\n${h.ifName}`).slice(0, 16);
   return `${key}+${id}`;
 }
 

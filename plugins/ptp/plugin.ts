@@ -28,7 +28,8 @@ import { validAttachments } from '../../lib/cni/attachments.ts';
 import { settleAll } from '../../lib/cni/errors.ts';
 import { UndoStack, withUndo } from '../../lib/undo.ts';
 import { parsePtpConfig, type PtpConfig } from './config.ts';
-import { checkPodIface, configurePodIface, deletePodLink, internal, tmpLinkName } from '../../lib/pod-iface.ts';
+import { randomVethName } from '../../lib/digest.ts';
+import { checkPodIface, configurePodIface, deletePodLink, internal } from '../../lib/pod-iface.ts';
 import { failpoint } from '../../lib/failpoint.ts';
 
 
@@ -63,8 +64,8 @@ async function addSteps(args: CmdArgs, conf: PtpConfig, undo: UndoStack, host: R
   if (families.includes(4)) writeSysctl('net/ipv4/ip_forward', '1', { ifChanged: true });
   if (families.includes(6)) writeSysctl('net/ipv6/conf/all/forwarding', '1', { ifChanged: true });
 
-  let hostVeth = tmpLinkName();
-  while (host.getLink(hostVeth)) hostVeth = tmpLinkName();
+  let hostVeth = randomVethName();
+  while (host.getLink(hostVeth)) hostVeth = randomVethName();
   undo.push(`delete veth "${hostVeth}"`, () => host.deleteLink(hostVeth));
   host.createVeth({ name: hostVeth, peerName: args.ifName, mtu: conf.mtu || undefined, peerNetnsFd: ns.fd }, ns.path);
   host.setLink(hostVeth, { up: true });

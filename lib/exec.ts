@@ -1,6 +1,11 @@
 /**
  * The only module that starts processes. argv arrays only, never a shell:
  * interface names, paths and comments come from outside.
+ *
+ * In the executables (Bun) a child is started with Bun.spawn: node:child_process
+ * costs about 4 ms more per plugin call there (measured on a compiled program
+ * that starts /bin/true once: 5.9 ms with Bun.spawn, 10.1 ms with
+ * child_process). Node (the unit tests) uses node:child_process.
  */
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 
@@ -53,10 +58,36 @@ export function inNetns(netnsPath: string, argv: string[]): string[] {
   return ['nsenter', `--net=${netnsPath}`, '--', ...argv];
 }
 
+/** `full` started with Bun.spawn; the same results and errors as the child_process path below. */
+async function runWithBun(full: string[], opts: RunOptions): Promise<RunResult> {
+  const env = opts.env ? (Object.fromEntries(Object.entries(opts.env).filter(([, v]) => v !== undefined)) as Record<string, string>) : undefined;
+  const input = opts.input === undefined || opts.input.length === 0 ? 'ignore' : typeof opts.input === 'string' ? Buffer.from(opts.input) : opts.input;
+  let child: Bun.Subprocess<'ignore' | Buffer, 'pipe', 'pipe'>;
+  try {
+    child = Bun.spawn(full, { env, stdin: input, stdout: 'pipe', stderr: 'pipe', ...(opts.timeoutMs ? { timeout: opts.timeoutMs } : {}) });
+  } catch (e) {
+    const errno = (e as NodeJS.ErrnoException).code;
+    const reason = errno === 'ENOENT' ? `failed: command not found (${full[0]})` : `failed to start: ${(e as Error).message}`;
+    throw Object.assign(new ExecError(full, -1, '', '', reason), { errno });
+  }
+  const [stdout, stderr, exited] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  const signal = child.signalCode;
+  const exitCode = signal ? 128 : exited;
+  if (exitCode !== 0 && !opts.allowFailure) throw new ExecError(full, exitCode, stdout, stderr, signal ? `killed by ${signal}` : undefined);
+  return { argv: full, code: exitCode, stdout, stderr };
+}
+
+/**
+ * Run `argv` (in `opts.netns` through nsenter) with `opts.input` on stdin;
+ * resolves to { argv, code, stdout, stderr }. Rejects with ExecError when it
+ * cannot start (`errno` set: ENOENT, ETXTBSY, ...) or exits non-zero (unless
+ * `allowFailure`); a child killed by a signal (e.g. the timeout) counts as code 128.
+ */
 export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
   const full = opts.netns ? inNetns(opts.netns, argv) : argv;
   const [cmd, ...rest] = full;
   if (!cmd) return Promise.reject(new Error('run: empty argv'));
+  if (typeof Bun !== 'undefined') return runWithBun(full, opts);
   return new Promise((resolve, reject) => {
     let child: ChildProcessWithoutNullStreams;
     try {

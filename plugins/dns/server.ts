@@ -202,7 +202,7 @@ function bindTcp(s: ServerState, addr: string): Promise<Server> {
         while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
           const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
           buf = buf.subarray(2 + msg.length);
-          void respond(s, Buffer.from(msg), true, conn.remoteAddress).then((out) => {
+          void respond(s, Buffer.from(msg), true, conn.remoteAddress ?? '').then((out) => {
             if (!out) return;
             const len = Buffer.alloc(2);
             len.writeUInt16BE(out.length);

@@ -1,6 +1,6 @@
 /** Names: the resolver's local answers and wire replies, the plugin's config, and the pod's /etc files (pure). */
 import dnsPacket from 'dns-packet';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -9,7 +9,7 @@ import type { NetConf } from '../../../lib/cni/types.ts';
 import { answerLocal, localKey, parseNameservers, reverseName } from '../../../plugins/dns/answer.ts';
 import { parseDnsConf, podNameFrom } from '../../../plugins/dns/plugin.ts';
 import { respond, upstreamsFrom, type ServerState } from '../../../plugins/dns/server.ts';
-import { deleteRecord, readRecords, recordFileName, writeRecord, type NameRecord } from '../../../plugins/dns/state.ts';
+import { deleteRecord, hasRecords, networkSig, networksIn, readRecords, recordFileName, servedBy, writeNetworkInfo, writeRecord, type NameRecord } from '../../../plugins/dns/state.ts';
 
 const records: NameRecord[] = [
   { containerId: 'c1', ifName: 'eth0', name: 'web1', aliases: ['www'], ips: ['10.89.0.2', 'fd10:89::2'] },
@@ -143,5 +143,42 @@ describe("a pod's /etc files", () => {
         '',
       ].join('\n'),
     );
+  });
+});
+
+describe('the name server state shared by the plugin and the host server (state.ts)', () => {
+  it('networksIn lists directories with a network.json; hasRecords looks at records/ only', () => {
+    const base = mkdtempSync(join(tmpdir(), 'tscni-tn-unit-'));
+    try {
+      writeNetworkInfo(join(base, 'b'), { network: 'b', gateways: ['10.89.1.1'], domainName: 'dns.podman' });
+      writeNetworkInfo(join(base, 'a'), { network: 'a', gateways: ['10.89.0.1'], domainName: '' });
+      mkdirSync(join(base, 'half'));
+      mkdirSync(join(base, '.locks'));
+      writeFileSync(join(base, 'server.log'), '');
+      expect(networksIn(base)).toEqual(['a', 'b']);
+      expect(networksIn(join(base, 'missing'))).toEqual([]);
+      expect(hasRecords(join(base, 'a'))).toBe(false);
+      writeRecord(join(base, 'a'), records[0] as NameRecord);
+      expect(hasRecords(join(base, 'a'))).toBe(true);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+
+  it('servedBy trusts a pid file only when it names a live server of the base listening as the network says', () => {
+    const base = mkdtempSync(join(tmpdir(), 'tscni-tn-unit-'));
+    try {
+      const dir = join(base, 'a');
+      const info = { network: 'a', gateways: ['10.89.0.1'], domainName: 'dns.podman' };
+      writeNetworkInfo(dir, info);
+      expect(servedBy(dir)).toBeUndefined();
+      // This test process is no `tscni dns serve`: a pid file naming it is not trusted.
+      writeFileSync(join(dir, 'server.pid'), `${process.pid}\n${networkSig(info)}\n`);
+      expect(servedBy(dir, networkSig(info))).toBeUndefined();
+      expect(networkSig(info)).toBe(networkSig({ ...info }));
+      expect(networkSig(info)).not.toBe(networkSig({ ...info, gateways: ['10.89.0.1', 'fd10:89::1'] }));
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
   });
 });

@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { connect, createServer, type Server } from 'node:net';
 import dnsPacket from 'dns-packet';
 import { writeFileAtomic } from '../../lib/fs.ts';
-import { answerLocal, parseNameservers } from './answer.ts';
+import { answerLocal, parseNameservers, type LocalAnswer } from './answer.ts';
 import { networkSig, networksIn, pidFile, readNetworkInfo, readRecords, recordsStamp, runningServer, type NameRecord, type NetworkInfo } from './state.ts';
 
 const AA = 0x400;
@@ -52,6 +52,8 @@ export interface ServerState {
   gateways?: string[];
   /** Who may ask (the gateways, the pods' addresses), rebuilt with the records. */
   clients?: Set<string>;
+  /** Every network the server serves (this one too): a pod on several networks learns the names of all of them. */
+  peers?: () => Iterable<ServerState>;
 }
 
 /** How close (ms) a records/ mtime may be to the last read and still hide a change (mtimes tick coarsely). */
@@ -84,6 +86,24 @@ export function mayAsk(s: ServerState, client: string | undefined): boolean {
   const addr = client.replace(/^::ffff:/, '');
   if (addr.startsWith('127.') || addr === '::1') return true;
   return s.clients?.has(addr) ?? false;
+}
+
+/**
+ * The networks whose names `client` may learn, its own first: the network the
+ * query arrived on, and every other served network on which the same
+ * container has a record (a pod with a NIC on each; aardvark-dns also answers
+ * by the asking container's networks). The host (gateway, loopback) gets the
+ * arriving network only.
+ */
+export function scopesFor(s: ServerState, client: string | undefined): ServerState[] {
+  const addr = client?.replace(/^::ffff:/, '');
+  const ids = new Set(addr ? s.records.filter((r) => r.ips.includes(addr)).map((r) => r.containerId) : []);
+  const out = [s];
+  if (ids.size === 0) return out;
+  for (const p of s.peers?.() ?? []) {
+    if (p !== s && currentRecords(p).some((r) => ids.has(r.containerId))) out.push(p);
+  }
+  return out;
 }
 
 /** Send `query` to the upstreams in turn over UDP; the first reply wins. */
@@ -162,13 +182,19 @@ export async function respond(s: ServerState, query: Buffer, tcp = false, client
   const reply = (rcode: number, answers: dnsPacket.Answer[], aa: boolean) =>
     dnsPacket.encode({ type: 'response', id: q.id, flags: (aa ? AA : 0) | rd | RA | rcode, questions: q.questions, answers });
   if (!question) return reply(RCODE.SERVFAIL, [], false);
-  const records = currentRecords(s);
+  currentRecords(s);
   if (!mayAsk(s, client)) return reply(RCODE.REFUSED, [], false);
-  const local = answerLocal(question.name, question.type, records, s.domainName);
-  if (local) {
-    const answers = local.answers.map((a) => ({ name: a.name, type: a.type, ttl: a.ttl, class: 'IN' as const, data: a.data }));
-    return reply(RCODE[local.rcode], answers, true);
+  // The first network (own first) that knows the name answers; NXDOMAIN only when none does.
+  let nx: LocalAnswer | undefined;
+  for (const scope of scopesFor(s, client)) {
+    const local = answerLocal(question.name, question.type, currentRecords(scope), scope.domainName);
+    if (local?.rcode === 'NOERROR') {
+      const answers = local.answers.map((a) => ({ name: a.name, type: a.type, ttl: a.ttl, class: 'IN' as const, data: a.data }));
+      return reply(RCODE.NOERROR, answers, true);
+    }
+    nx ??= local;
   }
+  if (nx) return reply(RCODE.NXDOMAIN, [], true);
   if (s.upstreams.length === 0) return reply(RCODE.SERVFAIL, [], false);
   return (await (tcp ? forwardTcp(s, query) : forward(s, query))) ?? reply(RCODE.SERVFAIL, [], false);
 }
@@ -298,7 +324,7 @@ export async function serve(base: string): Promise<void> {
     const n: Served = {
       network,
       sig: networkSig(info),
-      state: { dir: join(base, network), domainName: info.domainName, upstreams, records: [], stamp: -1, gateways: info.gateways },
+      state: { dir: join(base, network), domainName: info.domainName, upstreams, records: [], stamp: -1, gateways: info.gateways, peers: () => [...served.values()].map((x) => x.state) },
       closers: [],
       closed: false,
       announced: false,

@@ -194,6 +194,23 @@ describe('names', () => {
     }
   });
 
+  it("a pod on two networks resolves the names of both, whichever network's server it asks; the others learn only their own", () => {
+    const e = newNetEnv();
+    const a = createNetwork(e, networkName());
+    const b = createNetwork(e, networkName(), ['--domain', 'b.test']);
+    const [pa, pb, multi] = [podName(e), podName(e), podName(e)];
+    const ipa = ipOf(tscniOk(e, ['up', a.name, pa, '--json']));
+    const ipb = ipOf(tscniOk(e, ['up', b.name, pb, '--json']));
+    tscniOk(e, ['up', a.name, multi]);
+    tscniOk(e, ['up', b.name, multi]);
+    expect(resolveIn(e, multi, pa)).toEqual([ipa]);
+    expect(resolveIn(e, multi, pb)).toEqual([ipb]);
+    expect(resolveIn(e, multi, `${pb}.b.test`)).toEqual([ipb]);
+    expect(resolveIn(e, pa, pb)).toEqual([]);
+    expect(resolveIn(e, pb, pa)).toEqual([]);
+    expect(resolveIn(e, pa, multi).length).toBe(1);
+  });
+
   it("a network's last pod closes its sockets; the server stays for the other networks and stops with the last", async () => {
     const e = newNetEnv();
     const a = createNetwork(e, networkName());

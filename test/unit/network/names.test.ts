@@ -80,6 +80,32 @@ describe('respond (wire format through dns-packet)', () => {
     }
   });
 
+  it("a pod on two networks learns the names of both; the host and the other network's pods only the network asked", async () => {
+    const dirA = mkdtempSync(join(tmpdir(), 'tscni-tn-unit-'));
+    const dirB = mkdtempSync(join(tmpdir(), 'tscni-tn-unit-'));
+    try {
+      writeRecord(dirA, { containerId: 'multi', ifName: 'eth0', name: 'multi', aliases: [], ips: ['10.89.0.9'] });
+      writeRecord(dirA, { containerId: 'a1', ifName: 'eth0', name: 'a1', aliases: [], ips: ['10.89.0.2'] });
+      writeRecord(dirB, { containerId: 'multi', ifName: 'eth1', name: 'multi', aliases: [], ips: ['10.90.0.9'] });
+      writeRecord(dirB, { containerId: 'b1', ifName: 'eth0', name: 'b1', aliases: [], ips: ['10.90.0.2'] });
+      const all: ServerState[] = [];
+      const a: ServerState = { dir: dirA, domainName: 'dns.podman', upstreams: [], records: [], stamp: -1, gateways: ['10.89.0.1'], peers: () => all };
+      const b: ServerState = { dir: dirB, domainName: 'b.test', upstreams: [], records: [], stamp: -1, gateways: ['10.90.0.1'], peers: () => all };
+      all.push(a, b);
+      const ask = async (on: ServerState, name: string, client: string) => decode(await respond(on, query(name, 'A'), false, client));
+      expect((await ask(a, 'b1', '10.89.0.9')).answers?.map((x) => x.data)).toEqual(['10.90.0.2']);
+      expect((await ask(a, 'b1.b.test', '10.89.0.9')).answers?.map((x) => x.data)).toEqual(['10.90.0.2']);
+      expect((await ask(a, 'a1', '10.89.0.9')).answers?.map((x) => x.data)).toEqual(['10.89.0.2']);
+      // a1 is on A only; the host asks through A's gateway: B's names stay B's.
+      expect((await ask(a, 'b1', '10.89.0.2')).rcode).toBe('NXDOMAIN');
+      expect((await ask(a, 'b1', '10.89.0.1')).rcode).toBe('NXDOMAIN');
+      expect((await ask(a, 'nobody', '10.89.0.9')).rcode).toBe('NXDOMAIN');
+    } finally {
+      rmSync(dirA, { recursive: true, force: true });
+      rmSync(dirB, { recursive: true, force: true });
+    }
+  });
+
   it('sees a record removed (the records directory changed)', async () => {
     deleteRecord(dir, 'c2', 'eth0');
     expect(decode(await respond(state, query('db.dns.podman', 'A'))).rcode).toBe('NXDOMAIN');

@@ -62,7 +62,8 @@ export function renderConflist(spec: NetworkSpec, available: readonly string[]):
     ranges: spec.subnets.map((s) => [{ subnet: s.subnet, gateway: s.gateway, ...(s.rangeStart ? { rangeStart: s.rangeStart, rangeEnd: s.rangeEnd } : {}) }]),
     routes,
   };
-  const main: JsonObject = { type: spec.driver };
+  // The ips capability: `tscni up --ip`, podman's --ip and CRI's static addresses reach host-local as runtimeConfig.ips.
+  const main: JsonObject = { type: spec.driver, capabilities: { ips: true } };
   if (spec.driver === 'bridge') {
     Object.assign(main, { bridge: spec.bridge, isGateway: true, ipMasq: !spec.internal, hairpinMode: true });
   } else if (spec.driver === 'ptp') {

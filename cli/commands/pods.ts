@@ -80,6 +80,16 @@ export async function podUp(ctx: CliContext, a: UpArgs): Promise<UpOutcome> {
   if (existing?.attachments.some((x) => x.network === a.network)) throw new UsageError(`pod ${a.name} is already attached to ${a.network}`);
   const list = loadNetworkConf(ctx.netDir, a.network);
   const portMappings = a.publish.map(parsePortSpec);
+  // libcni hands a capability argument only to plugins that declare it: an undeclared one would be dropped silently.
+  const declared = new Set(list.plugins.flatMap((p) => Object.keys(p.capabilities).filter((k) => p.capabilities[k])));
+  const wanted: [string, boolean, string][] = [
+    ['-p', a.publish.length > 0, 'portMappings'],
+    ['--ip', a.ip.length > 0, 'ips'],
+    ['--alias', (a.alias?.length ?? 0) > 0, 'aliases'],
+  ];
+  for (const [flag, used, capability] of wanted) {
+    if (used && !declared.has(capability)) throw new UsageError(`${flag}: no plugin of network ${a.network} declares the "${capability}" capability, so it would be ignored`);
+  }
   (a.addHost ?? []).forEach(parseAddHost);
   const linkHosts = (a.link ?? []).flatMap((spec) => linkedHosts(ctx, spec));
 

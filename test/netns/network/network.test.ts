@@ -194,6 +194,21 @@ describe('names', () => {
     }
   });
 
+  it("--ip on a network made by network create gives the pod that address; a flag whose capability no plugin declares is refused before anything is made", () => {
+    const e = newNetEnv();
+    const n = createNetwork(e, networkName());
+    const gw = ((n.conflist.plugins[0] as { ipam: { ranges: { gateway: string }[][] } }).ipam.ranges[0]?.[0]?.gateway) as string;
+    const want = gw.replace(/\.1$/, '.77');
+    const p = podName(e);
+    expect(ipOf(tscniOk(e, ['up', n.name, p, '--json', '--ip', `${want}/24`]))).toBe(want);
+    const quiet = createNetwork(e, networkName(), ['--no-dns']);
+    const q = podName(e);
+    const refused = tscni(e, ['up', quiet.name, q, '--alias', 'www']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`--alias: no plugin of network ${quiet.name} declares the "aliases" capability`);
+    expect(existsSync(`/run/netns/${q}`)).toBe(false);
+  });
+
   it("a pod on two networks resolves the names of both, whichever network's server it asks; the others learn only their own", () => {
     const e = newNetEnv();
     const a = createNetwork(e, networkName());

@@ -90,6 +90,7 @@ describe('renderConflist', () => {
       plugins: [
         {
           type: 'bridge',
+          capabilities: { ips: true },
           bridge: 'tscni0',
           isGateway: true,
           ipMasq: true,
@@ -126,6 +127,7 @@ describe('renderConflist', () => {
     const [main, , fw] = doc.plugins as Record<string, unknown>[];
     expect(main).toEqual({
       type: 'bridge',
+      capabilities: { ips: true },
       bridge: 'tscni0',
       isGateway: true,
       ipMasq: false,

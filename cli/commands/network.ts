@@ -16,12 +16,14 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../../lib/fs.ts';
 import { addToIp, cidrContains, compareIp, prevIp, formatCidr, formatIp, lastAddress, networkAddress, nextIp, parseCidr, parseIp, type Cidr } from '../../lib/ip/cidr.ts';
+import { listCacheEntries, readCacheEntry } from '../../lib/libcni/cache.ts';
 import { confFiles, loadNetworkConf, type JsonObject } from '../../lib/libcni/conf.ts';
 import { withRtnl } from '../../lib/netlink/rtnl.ts';
 import { PLUGIN_NAMES } from '../../plugins/registry.ts';
 import { dnsDirFor, lockPath, networkLock, readRecords, releaseNetwork } from '../../plugins/dns/state.ts';
 import { UsageError, type CliContext } from '../context.ts';
 import { listPods } from '../pods.ts';
+import { runtimeFor } from './cni.ts';
 import { podDetach } from './pods.ts';
 
 export const DRIVERS = ['bridge', 'macvlan', 'ipvlan', 'ptp'] as const;
@@ -163,7 +165,12 @@ export interface NetworkSummary {
   dns: boolean;
   domainName?: string;
   isolate: boolean;
-  pods: { name: string; ifName: string; ips: string[]; ports: string[] }[];
+  /**
+   * The attachments: pods made by `tscni up` by name, and attachments other
+   * clients made (`tscni add`, cnitool, containerd, CRI-O, podman: found in the
+   * libcni result cache) by container ID, with `containerId` and `netns` set.
+   */
+  pods: { name: string; ifName: string; ips: string[]; ports: string[]; containerId?: string; netns?: string }[];
 }
 
 function readDoc(file: string): JsonObject | undefined {
@@ -201,6 +208,8 @@ export function summarise(doc: JsonObject, file: string): Omit<NetworkSummary, '
 /** Every network in NETCONFPATH, with the pods `tscni up` attached to it and their addresses. */
 export function listNetworkSummaries(ctx: CliContext): NetworkSummary[] {
   const pods = listPods(ctx.stateDir);
+  const cached = listCacheEntries(ctx.cacheDir);
+  const byUp = new Set(pods.flatMap((p) => p.attachments.map((a) => `${a.network}\n${a.containerId}\n${a.ifName}`)));
   const out: NetworkSummary[] = [];
   const seen = new Set<string>();
   for (const file of confFiles(ctx.netDir, ['.conflist', '.conf', '.json'])) {
@@ -219,6 +228,11 @@ export function listNetworkSummaries(ctx: CliContext): NetworkSummary[] {
           ports: (a.portMappings ?? []).map((m) => `${m.hostIP ? `${m.hostIP}:` : ''}${m.hostPort}->${m.containerPort}/${m.protocol}`),
         });
       }
+    }
+    for (const c of cached) {
+      if (c.network !== s.name || byUp.has(`${c.network}\n${c.containerId}\n${c.ifName}`)) continue;
+      const ips = ((c.result?.ips as { address?: string }[] | undefined) ?? []).flatMap((i) => (typeof i.address === 'string' ? [i.address] : []));
+      attached.push({ name: c.containerId, ifName: c.ifName, ips, ports: [], containerId: c.containerId, ...(c.netns ? { netns: c.netns } : {}) });
     }
     out.push({ ...s, pods: attached });
   }
@@ -392,10 +406,22 @@ export async function networkRm(ctx: CliContext, name: string, force: boolean): 
   const s = listNetworkSummaries(ctx).find((n) => n.name === name);
   if (!s) throw new UsageError(`no network named ${name} in ${ctx.netDir}`);
   const out: RmOutcome = { removed: [], detached: [] };
-  if (s.pods.length && !force) throw new UsageError(`network ${name} has pods attached (${s.pods.map((p) => p.name).join(', ')}): tscni down them, or rm --force`);
+  if (s.pods.length && !force) throw new UsageError(`network ${name} has pods attached (${s.pods.map((p) => (p.containerId ? `container ${p.containerId} ${p.ifName}, made by another client` : p.name)).join(', ')}): tscni down them (tscni del, or their runtime, for the others), or rm --force`);
   for (const p of s.pods) {
-    await podDetach(ctx, p.name, name);
-    out.detached.push(p.name);
+    if (p.containerId) {
+      // Attached by another client: DEL it the way libcni does, with the cached arguments.
+      const c = readCacheEntry(ctx.cacheDir, { network: name, containerId: p.containerId, ifName: p.ifName });
+      await runtimeFor(ctx).del(loadNetworkConf(ctx.netDir, name), {
+        containerId: p.containerId,
+        netns: p.netns ?? '',
+        ifName: p.ifName,
+        args: c?.cniArgs ?? [],
+        capabilityArgs: c?.capabilityArgs ?? {},
+      });
+    } else {
+      await podDetach(ctx, p.name, name);
+    }
+    out.detached.push(p.containerId ? `${p.containerId} (${p.ifName})` : p.name);
   }
   rmSync(s.file, { force: true });
   out.removed.push(s.file);

@@ -209,6 +209,27 @@ describe('names', () => {
     expect(existsSync(`/run/netns/${q}`)).toBe(false);
   });
 
+  it('ls and rm see attachments other clients made (tscni add, as cnitool): rm refuses naming them, --force DELs them', () => {
+    const e = newNetEnv();
+    const n = createNetwork(e, networkName());
+    const ns = createNetns('tn-add');
+    const added = JSON.parse(tscniOk(e, ['add', n.name, ns.path]).stdout) as { ips: { address: string }[] };
+    const ls = tscniOk(e, ['network', 'ls', '--json']).stdout;
+    const mine = (JSON.parse(ls) as { name: string; pods: { containerId?: string; ips: string[] }[] }[]).find((x) => x.name === n.name);
+    expect(mine?.pods).toHaveLength(1);
+    expect(mine?.pods[0]?.ips).toEqual([added.ips[0]?.address]);
+    const cid = mine?.pods[0]?.containerId as string;
+    expect(cid).toBe(containerIdForNetns(ns.path));
+    const refused = tscni(e, ['network', 'rm', n.name]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`container ${cid} eth0, made by another client`);
+    expect(sh(['iptables-save', '-t', 'nat'])).toContain(`name: \\"${n.name}\\" id: \\"${cid}\\"`);
+    tscniOk(e, ['network', 'rm', '--force', n.name]);
+    expect(sh(['iptables-save', '-t', 'nat'])).not.toContain(`name: \\"${n.name}\\"`);
+    expect(ns.tryExec(['ip', 'link', 'show', 'eth0']).code).not.toBe(0);
+    expect(readdirSync(join(e.dir, 'cache', 'results')).filter((f) => f.startsWith(`${n.name}-`))).toEqual([]);
+  });
+
   it("a pod on two networks resolves the names of both, whichever network's server it asks; the others learn only their own", () => {
     const e = newNetEnv();
     const a = createNetwork(e, networkName());

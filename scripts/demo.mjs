@@ -34,8 +34,9 @@ const env = {
   CNI_PATH: bin,
   CNI_CACHE_DIR: join(work, 'cache'),
   TSCNI_STATE_DIR: join(work, 'state'),
-  // `tscni network create` names its bridges tscni-dnm0, tscni-dnm1, ...
+  // `tscni network create` names its bridges tscni-dnm0, tscni-dnm1, ... and keeps host-local's state in the work dir.
   TSCNI_BRIDGE_PREFIX: 'tscni-dnm',
+  TSCNI_IPAM_DIR: join(work, 'ipam'),
   // The name server answers the demo's names; other names go nowhere (the demo sends no traffic off the host).
   TSCNI_DNS_UPSTREAM: 'none',
 };

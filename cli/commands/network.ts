@@ -45,6 +45,8 @@ export interface NetworkSpec {
   mtu?: number;
   dns: boolean;
   domainName: string;
+  /** host-local's dataDir ($TSCNI_IPAM_DIR); unset: host-local's default, /var/lib/cni/networks. */
+  ipamDir?: string;
 }
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
@@ -61,6 +63,7 @@ export function renderConflist(spec: NetworkSpec, available: readonly string[]):
   }
   const ipam: JsonObject = {
     type: 'host-local',
+    ...(spec.ipamDir ? { dataDir: spec.ipamDir } : {}),
     ranges: spec.subnets.map((s) => [{ subnet: s.subnet, gateway: s.gateway, ...(s.rangeStart ? { rangeStart: s.rangeStart, rangeEnd: s.rangeEnd } : {}) }]),
     routes,
   };
@@ -364,6 +367,7 @@ export function networkCreate(ctx: CliContext, a: CreateArgs, readHost: () => Ho
     mtu: a.mtu,
     dns: a.dns && (a.driver === 'bridge' || a.driver === 'ptp'),
     domainName: a.domain,
+    ...(ctx.env.TSCNI_IPAM_DIR ? { ipamDir: ctx.env.TSCNI_IPAM_DIR } : {}),
   };
   const conflist = renderConflist(spec, PLUGIN_NAMES);
   const file = join(ctx.netDir, `${a.name}.conflist`);

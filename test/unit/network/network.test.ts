@@ -111,6 +111,12 @@ describe('renderConflist', () => {
     expect(types(renderConflist(spec({ dns: false }), ALL))).toEqual(['bridge', 'portmap', 'firewall', 'tuning']);
   });
 
+  it('$TSCNI_IPAM_DIR becomes host-local\'s dataDir, where network rm looks too', () => {
+    const doc = renderConflist(spec({ ipamDir: '/tmp/ipam' }), ALL);
+    expect((doc.plugins as { ipam?: { dataDir?: string } }[])[0]?.ipam?.dataDir).toBe('/tmp/ipam');
+    expect((renderConflist(spec(), ALL).plugins as { ipam?: { dataDir?: string } }[])[0]?.ipam?.dataDir).toBeUndefined();
+  });
+
   it('--internal: no masquerade, no default route; --isolate: ingressPolicy same-bridge; dual stack, mtu, ip-range', () => {
     const doc = renderConflist(
       spec({

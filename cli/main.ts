@@ -277,7 +277,7 @@ export async function main(args: string[]): Promise<void> {
     )
     .command(overlayCommand())
     .demandCommand(1, 'name a command (tscni --help lists them)')
-    .strictCommands()
+    .strict()
     .fail((msg, err) => {
       if (err) fail(err, process.argv.includes('--json'));
       say(`tscni: ${msg}\nRun tscni --help for usage.`);

@@ -53,6 +53,15 @@ async function waitFor(what: string, fn: () => boolean, ms = 5000): Promise<void
 }
 
 describe('network create', () => {
+  it('a misspelt option is an error, not a silent default (nothing is written)', () => {
+    const e = newNetEnv();
+    const name = networkName();
+    const r = tscni(e, ['network', 'create', name, '--subent', '10.246.77.0/24']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('Unknown argument: subent');
+    expect(existsSync(join(e.netDir, `${name}.conflist`))).toBe(false);
+  });
+
   it("writes podman's layout: bridge+host-local, portmap, firewall/tuning when registered, dnsname; bridges and subnets allocated", () => {
     const e = newNetEnv();
     const a = createNetwork(e, networkName());

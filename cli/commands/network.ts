@@ -470,7 +470,7 @@ export function renderNetworkText(n: NetworkInspect): string {
     `  subnets:  ${n.subnets.join(' ') || '-'}`,
     `  gateway:  ${n.gateways.join(' ') || '-'}`,
     `  internal: ${n.internal ? 'yes (no masquerade, no default route)' : 'no'}`,
-    `  isolate:  ${n.isolate ? 'yes' : 'no'}${n.isolatedFrom.length ? ` (isolated from ${n.isolatedFrom.join(', ')})` : ''}`,
+    `  isolate:  ${n.isolate ? 'yes' : 'no'}${n.isolatedFrom.length ? ` (kept apart from ${n.isolatedFrom.join(', ')}${n.isolate ? '' : ' by their --isolate'})` : ''}`,
     `  names:    ${n.dns ? `${n.gateways.join(' ')}:53, domain ${n.domainName ?? DEFAULT_DOMAIN}` : 'off'}`,
     `  pods:     ${n.pods.length ? '' : '(none)'}`,
   ];

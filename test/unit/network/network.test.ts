@@ -196,7 +196,7 @@ describe('ls and inspect renderers', () => {
         '  subnets:  10.89.0.0/24',
         '  gateway:  10.89.0.1',
         '  internal: no',
-        '  isolate:  no (isolated from db-net)',
+        '  isolate:  no (kept apart from db-net by their --isolate)',
         '  names:    10.89.0.1:53, domain dns.podman',
         '  pods:     ',
         '    web1 eth0 10.89.0.2/24 ports 8080->80/tcp',

@@ -40,10 +40,16 @@ function routeText(r: IpRoute): string {
     .join(' ');
 }
 
-/** Lines of `text` that mention any needle, plus every rule of a chain those lines jump to. */
-export function ownedRules(text: string, needles: readonly string[]): string[] {
+/**
+ * Lines of `text` that mention any needle (an address or an ID, as a whole
+ * word), plus every rule of a chain those lines jump to. With `owner`, a line
+ * naming the container ID must also name the network: a pod on two networks
+ * has one container ID, and each attachment's rules carry their network's name.
+ */
+export function ownedRules(text: string, needles: readonly string[], owner?: { containerId: string; network: string }): string[] {
   const lines = text.split('\n');
-  const hit = (l: string) => needles.some((n) => n && new RegExp(`(^|[^0-9a-fA-F.:])${n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}([^0-9a-fA-F.:]|$)`).test(l));
+  const word = (n: string, l: string) => new RegExp(`(^|[^0-9a-fA-F.:])${n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}([^0-9a-fA-F.:]|$)`).test(l);
+  const hit = (l: string) => needles.some((n) => n && word(n, l)) || (owner !== undefined && word(owner.containerId, l) && (l.includes(`\\"${owner.network}\\"`) || l.includes(`"${owner.network}"`)));
   const matched = lines.filter((l) => l.trim() && !l.startsWith('#') && hit(l));
   const chains = new Set<string>();
   for (const l of matched) {
@@ -121,7 +127,7 @@ export async function gatherInspect(ctx: CliContext, name: string): Promise<Insp
       ifName: at.ifName,
       containerId: at.containerId,
       portMappings: at.portMappings ?? fromCache,
-      rules: ownedRules(fw, [at.containerId, ...ips.filter(Boolean)]),
+      rules: ownedRules(fw, ips.filter(Boolean), { containerId: at.containerId, network: at.network }),
     });
   }
 

@@ -137,6 +137,15 @@ describe('owned firewall rules', () => {
     expect(ownedRules(save, ['c1', '10.0.0.2'])).toEqual([save.split('\n')[2], save.split('\n')[4]]);
   });
 
+  it('with the owner, a container-ID match counts only on the attachment\'s own network (one container, two networks)', () => {
+    const two = [
+      '-A POSTROUTING -m comment --comment "name: \\"web\\" id: \\"c1\\"" -j CNI-0123456789abcdef01234567',
+      '-A POSTROUTING -m comment --comment "name: \\"db\\" id: \\"c1\\"" -j CNI-fedcba9876543210fedcba98',
+    ].join('\n');
+    expect(ownedRules(two, [], { containerId: 'c1', network: 'web' })).toEqual([two.split('\n')[0]]);
+    expect(ownedRules(two, [], { containerId: 'c1', network: 'db' })).toEqual([two.split('\n')[1]]);
+  });
+
   it('does not match an IP that merely starts the same', () => {
     expect(ownedRules('-A X -d 10.0.0.20/32 -j ACCEPT', ['10.0.0.2'])).toEqual([]);
   });

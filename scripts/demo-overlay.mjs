@@ -99,18 +99,8 @@ export async function overlayStep(demo) {
   // Each host is its own machine for the runner: its own net.d, result cache and pod records.
   const hostEnv = (h) => ({ ...baseEnv, NETCONFPATH: join(h.dir, 'net.d'), CNI_CACHE_DIR: join(h.dir, 'cache'), TSCNI_STATE_DIR: join(h.dir, 'state') });
 
-  /** Run a command (echoed unless quiet); returns {code, out, err}. */
-  const sh = (argv, { env = baseEnv, quiet = false } = {}) => {
-    if (!quiet) show(argv.map((a) => (/[\s"'$]/.test(a) ? `'${a}'` : a)).join(' ').replaceAll(tscni, 'tscni'));
-    const r = spawnSync(argv[0], argv.slice(1), { env, encoding: 'utf8' });
-    const out = (r.stdout ?? '').trim();
-    const err = (r.stderr ?? '').trim();
-    if (!quiet) {
-      if (out) console.log(out.replace(/^/gm, '   '));
-      if (err) console.log(err.replace(/^/gm, '   '));
-    }
-    return { code: r.status ?? 1, out, err };
-  };
+  /** The demo's runner (echoed unless quiet; returns {code, out, err}), with the overlay's environment by default. */
+  const sh = (argv, { env = baseEnv, quiet = false } = {}) => demo.sh(argv, { env, quiet });
   const quiet = (argv, env) => sh(argv, { quiet: true, env });
   const must = (argv) => {
     const r = quiet(argv);

@@ -69,10 +69,10 @@ const bad = (what) => {
 };
 const check = (cond, what, detail = '') => (cond ? ok(what) : bad(`${what}${detail ? ` (${detail})` : ''}`));
 
-/** Run a command, echoing it; returns {code, out, err}. */
-function sh(argv, { quiet = false, input } = {}) {
-  if (!quiet) show(argv.map((a) => (/[\s"'$]/.test(a) ? `'${a}'` : a)).join(' ').replace(tscni, 'tscni'));
-  const r = spawnSync(argv[0], argv.slice(1), { env, encoding: 'utf8', input });
+/** Run a command (with the demo's environment unless `env`), echoing it unless `quiet`; returns {code, out, err}. */
+function sh(argv, { quiet = false, input, env: runEnv = env } = {}) {
+  if (!quiet) show(argv.map((a) => (/[\s"'$]/.test(a) ? `'${a}'` : a)).join(' ').replaceAll(tscni, 'tscni'));
+  const r = spawnSync(argv[0], argv.slice(1), { env: runEnv, encoding: 'utf8', input });
   const out = (r.stdout ?? '').trim();
   const err = (r.stderr ?? '').trim();
   if (!quiet) {
@@ -421,7 +421,7 @@ try {
   writeConfigs();
   createOutsideHost();
   await scenarios();
-  await overlayStep({ enabled: overlay, step, show, ok, bad, check, tscni, node });
+  await overlayStep({ enabled: overlay, step, show, ok, bad, check, sh, tscni, node });
 } catch (e) {
   crashed = e;
   bad(`the demo stopped: ${e.stack ?? e}`);

@@ -73,7 +73,8 @@ export function dnsCommand(action: ActionFn): CommandModule {
             }
             process.stdout.write(renderColumns([['NETWORK', 'LISTEN', 'RECORDS', 'SERVER'], ...rows.map((r) => [r.network, r.gateways.join(',') || '-', String(r.records), r.running ? `running (pid ${r.pid})` : 'not running'])]));
             const server = dnsServerHealth(ctx);
-            if (server) process.stdout.write(`\nserver: pid ${server.pid}, ${(server.rssKb / 1024).toFixed(1)} MB resident, log ${join(dnsBaseFor(ctx.env), 'server.log')}\n`);
+            const log = join(dnsBaseFor(ctx.env), 'server.log');
+            process.stdout.write(server ? `\nserver: pid ${server.pid}, ${(server.rssKb / 1024).toFixed(1)} MB resident, log ${log}\n` : '\nserver: not running (the first dnsname ADD starts it)\n');
           }),
         )
         .demandCommand(1),

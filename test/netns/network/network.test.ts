@@ -328,7 +328,7 @@ describe('names', () => {
     tscniOk(e, ['down', p1]);
     expect(alive(pid)).toBe(false); // DEL waits for it
     expect(existsSync(join(e.stateDir, 'dns', n.name))).toBe(false);
-    expect(tscniOk(e, ['dns', 'status']).stdout.trim()).toBe('NETWORK  LISTEN  RECORDS  SERVER');
+    expect(tscniOk(e, ['dns', 'status']).stdout.trim()).toBe('NETWORK  LISTEN  RECORDS  SERVER\n\nserver: not running (the first dnsname ADD starts it)');
     tscniOk(e, ['up', n.name, p1]);
     tscniOk(e, ['up', n.name, p2]);
     const pid2 = serverPid(e, n.name) as number;

@@ -6,7 +6,7 @@
 import { resolve } from 'node:path';
 import { loadNetworkConf } from '../../lib/libcni/conf.ts';
 import { CniRuntime, type GcAttachment, type RuntimeConf } from '../../lib/libcni/runtime.ts';
-import { listCacheEntries } from '../../lib/libcni/cache.ts';
+import { listCacheEntries, readCacheEntry } from '../../lib/libcni/cache.ts';
 import { inspectNetns } from '../../lib/netns.ts';
 import { containerIdForNetns, UsageError, type CliContext } from '../context.ts';
 
@@ -71,9 +71,16 @@ export async function runCniCommand(ctx: CliContext, a: CniCommandArgs): Promise
   switch (a.verb) {
     case 'add':
       return rt.add(list, conf);
-    case 'check':
+    case 'check': {
+      // Without CAP_ARGS, CHECK gets the capability arguments of the ADD (as containerd passes the pod's
+      // port mappings again): cnitool would pass none, and portmap would then have nothing to check.
+      if (!ctx.env.CAP_ARGS) {
+        const cached = readCacheEntry(ctx.cacheDir, { network: list.name, containerId: conf.containerId, ifName: conf.ifName });
+        if (cached?.capabilityArgs) conf.capabilityArgs = cached.capabilityArgs;
+      }
       await rt.check(list, conf);
       return undefined;
+    }
     case 'del':
       await rt.del(list, conf);
       return undefined;

@@ -5,11 +5,11 @@
  */
 import { settleAll } from '../cni/errors.ts';
 import { run } from '../exec.ts';
-import { addrOf, familyOf, type Family } from '../ip/prefix.ts';
+import type { Family } from '../ip/prefix.ts';
 import { hasCommand } from './backend.ts';
 import { IPTABLES as IPT } from './iptables-restore.ts';
 import type { MasqDriver, TeardownTarget } from './masq-driver.ts';
-import { familyOfCidrs, parseMasqComment, parsePostrouting, renderMasqSetup, renderMasqTeardown, renderMasqTeardownExact } from './masquerade-iptables.ts';
+import { familyOfCidrs, missingMasq, parseMasqComment, parsePostrouting, renderMasqSetup, renderMasqTeardown, renderMasqTeardownExact } from './masquerade-iptables.ts';
 import { formatChainName, formatComment } from './naming.ts';
 
 async function listPostrouting(family: Family): Promise<string | undefined> {
@@ -72,16 +72,23 @@ export const iptablesMasq: MasqDriver = {
     await settleAll(tasks, 'iptables masquerade GC');
   },
 
-  /** `-C` of the exact POSTROUTING jump, one call per address (the chain must exist for it to succeed). */
+  /** Per family, one `-S POSTROUTING` and one `-S <chain>` (in parallel), judged by missingMasq: the jump and the chain's rules. */
   async missing(cidrs, network, _ifname, containerId) {
     const chain = formatChainName(network, containerId);
     const comment = formatComment(network, containerId);
-    const checks = await Promise.all(
-      cidrs.map(async (c) => {
-        const r = await run([IPT[familyOf(c)].main, '-w', '-t', 'nat', '-C', 'POSTROUTING', '-s', addrOf(c), '-j', chain, '-m', 'comment', '--comment', comment], { allowFailure: true });
-        return r.code === 0 ? undefined : c;
+    const list = async (family: Family, what: string) => {
+      const r = await run([IPT[family].main, '-w', '-t', 'nat', '-S', what], { allowFailure: true });
+      return r.code === 0 ? r.stdout : '';
+    };
+    const lost = await Promise.all(
+      ([4, 6] as const).map(async (family) => {
+        const mine = familyOfCidrs(cidrs, family);
+        if (mine.length === 0) return [];
+        const [postrouting, chainText] = await Promise.all([list(family, 'POSTROUTING'), list(family, chain)]);
+        return missingMasq(family, chain, comment, mine, postrouting, chainText);
       }),
     );
-    return checks.filter((c): c is string => c !== undefined);
+    const missing = new Set(lost.flat());
+    return cidrs.filter((c) => missing.has(c));
   },
 };

@@ -172,6 +172,11 @@ describe.each(IPAM_VERSIONS.filter((v) => !v.startsWith('0.1') && !v.startsWith(
     // The masquerade rule is state ADD made: CHECK notices when it is gone.
     const chain = sh(['iptables', '-w', '-t', 'nat', '-S', 'POSTROUTING']).split('\n').find((l) => l.includes(`id: \\"${cid}\\"`));
     expect(chain).toBeDefined();
+    // A flushed chain masquerades nothing although POSTROUTING still jumps to it.
+    const masqChain = /-j (CNI-[0-9a-f]+)/.exec(chain as string)?.[1] as string;
+    sh(['iptables', '-w', '-t', 'nat', '-F', masqChain]);
+    const flushed = call('CHECK', checkConf, { cid, ns: a });
+    expect(flushed.json).toMatchObject({ code: 999, msg: 'masquerade rule missing for 10.241.1.2/24' });
     const spec = (chain as string).slice(3).match(/(?:[^\s"]+|"(?:\\.|[^"\\])*")+/g) ?? [];
     sh(['iptables', '-w', '-t', 'nat', '-D', ...spec.map((w) => (w.startsWith('"') ? (JSON.parse(w) as string) : w))]);
     const noRule = call('CHECK', checkConf, { cid, ns: a });

@@ -326,6 +326,14 @@ describe('up, down, ps, inspect', () => {
       const text = tscniOk(e, ['inspect', p]).stdout;
       expect(text).toContain(`port ${port} -> 8080/tcp`);
       expect(text).toMatch(new RegExp(`DNAT --to-destination 10\\.243\\.10\\.\\d+:8080`));
+      // CHECK without CAP_ARGS gets the ADD's port mappings from the cache: an emptied pod chain fails it.
+      tscniOk(e, ['check', net.name, `/run/netns/${p}`]);
+      const dnChain = /-j (CNI-DN-[0-9a-f]+)/.exec(tryRun(['iptables-save', '-t', 'nat']).stdout.split('\n').find((l) => l.includes(containerIdForNetns(`/run/netns/${p}`)) && l.includes('CNI-DN-')) ?? '')?.[1] as string;
+      expect(dnChain).toBeDefined();
+      tryRun(['iptables', '-w', '-t', 'nat', '-F', dnChain]);
+      const broken = tscni(e, ['check', net.name, `/run/netns/${p}`]);
+      expect(broken.code).not.toBe(0);
+      expect(broken.stderr).toContain(`not found in chain ${dnChain}`);
       tscniOk(e, ['down', p]);
       expect(spawnSync(process.execPath, fetchArgs, { encoding: 'utf8', timeout: 5000 }).status).not.toBe(0);
       expect(tryRun(['iptables-save', '-t', 'nat']).stdout).not.toContain(containerIdForNetns(`/run/netns/${p}`));

@@ -196,8 +196,22 @@ export class CniRuntime {
     return readCacheEntry(this.opts.cacheDir, { network: list.name, containerId: rt.containerId, ifName: rt.ifName });
   }
 
+  /**
+   * ADD every plugin in order, each with the previous result; caches the final
+   * result. Beyond libcni: every plugin is looked up in CNI_PATH before the
+   * first ADD, so a chain naming a missing plugin fails (code 7) before
+   * anything is made, instead of after bridge made a pod that the DEL, which
+   * needs the same missing plugin, cannot remove.
+   */
   async add(list: NetworkConfList, rt: RuntimeConf): Promise<JsonObject> {
     validateRuntimeConf(list.name, rt);
+    for (const plugin of list.plugins) {
+      try {
+        this.pluginExec.find(plugin.type, this.opts.cniPath);
+      } catch (e) {
+        throw this.wrap(e instanceof CniError ? new RuntimeError(e.code, e.message) : e, plugin, 'add');
+      }
+    }
     let result: JsonObject | undefined;
     for (const plugin of list.plugins) {
       try {
@@ -240,16 +254,25 @@ export class CniRuntime {
     }
   }
 
+  /**
+   * DEL every plugin in reverse order with the cached result. Beyond libcni
+   * (which stops at the first failure): a plugin that fails (or is missing)
+   * does not keep the ones before it in the list from cleaning up; the first
+   * failure is thrown after all ran, and the cache entry is kept for the retry.
+   */
   async del(list: NetworkConfList, rt: RuntimeConf): Promise<void> {
     const key = { network: list.name, containerId: rt.containerId, ifName: rt.ifName };
     const cached = versionAtLeast(list.cniVersion || '0.1.0', '0.4.0') ? this.cachedResult(list, rt) : undefined;
+    const failures: RuntimeError[] = [];
     for (const plugin of [...list.plugins].reverse()) {
       try {
         await this.invoke('DEL', plugin, buildPluginConfig(list, plugin, cached, rt.capabilityArgs), rt);
       } catch (e) {
-        throw this.wrap(e, plugin, 'delete');
+        failures.push(this.wrap(e, plugin, 'delete'));
       }
     }
+    const [first, ...more] = failures;
+    if (first) throw more.length ? new RuntimeError(first.code, [first.msg, ...more.map((f) => f.msg)].join('; '), first.details) : first;
     deleteCacheEntry(this.opts.cacheDir, key);
   }
 

@@ -45,7 +45,8 @@ export function randomMac(): string {
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
-const notBridge = (name: string) => new CniError(ErrorCode.Internal, `failed to create bridge "${name}": "${name}" already exists but is not a bridge`);
+const notBridge = (name: string, kind: string | undefined) =>
+  new CniError(ErrorCode.Internal, `failed to create bridge "${name}": "${name}" already exists but is not a bridge`, kind ? `it is a ${kind} link` : 'the kernel reports no link kind for it');
 
 /**
  * The bridge, created when missing (with a fixed MAC so it does not follow
@@ -66,7 +67,13 @@ export function ensureBridge(host: Rtnl, conf: BridgeConfig, onCreated: () => vo
     link = host.getLink(name);
     if (!link) throw new CniError(ErrorCode.Internal, `failed to create bridge "${name}": it vanished right after creation`);
   }
-  if (link.kind !== 'bridge') throw notBridge(name);
+  // Under a storm of first ADDs, a bridge another ADD is creating was seen once without its kind
+  // (no IFLA_LINKINFO yet): read it again briefly before calling it something else.
+  for (let i = 0; i < 50 && link.kind === undefined; i++) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+    link = host.getLink(name) ?? link;
+  }
+  if (link.kind !== 'bridge') throw notBridge(name, link.kind);
   if (!link.up || (conf.promiscMode && !link.promisc)) host.setLink(link.index, { up: true, ...(conf.promiscMode ? { promisc: true } : {}) });
   return link;
 }

@@ -104,11 +104,12 @@ describe('ADD', () => {
     expect(f.calls).toHaveLength(0);
   });
 
-  it('names a plugin it cannot find', async () => {
+  it('names a plugin it cannot find, and finds that out before any ADD (nothing is made that a DEL could not undo)', async () => {
     const f = fakeExec({ main: behaviour.main });
     await expect(new CniRuntime({ cniPath: '/fake', cacheDir, exec: f.exec, env: {} }).add(twoPlugins, rt)).rejects.toThrow(
       'plugin type="meta" failed (add): failed to find plugin "meta"',
     );
+    expect(f.calls).toHaveLength(0);
   });
 });
 
@@ -122,6 +123,20 @@ describe('DEL', () => {
     expect(f.calls.map((c) => `${c.type}:${c.command}`)).toEqual(['meta:DEL', 'main:DEL']);
     expect(f.calls[0]?.conf.prevResult).toEqual({ cniVersion: '1.1.0', ips: [{ address: '10.0.0.9/24' }] });
     expect(readCacheEntry(cacheDir, { network: 'net', containerId: 'c1', ifName: 'eth0' })).toBeUndefined();
+  });
+
+  it('a failing or missing plugin does not stop the others: all run, the first failure is thrown, the cache entry stays for the retry', async () => {
+    const f = fakeExec({ ...behaviour, meta: (c: Call) => (c.command === 'DEL' ? { code: 1, out: JSON.stringify({ cniVersion: '1.1.0', code: 11, msg: 'busy' }) } : behaviour.meta(c)) });
+    const runtime = new CniRuntime({ cniPath: '/fake', cacheDir, exec: f.exec, env: {} });
+    await runtime.add(twoPlugins, rt);
+    f.calls.length = 0;
+    await expect(runtime.del(twoPlugins, rt)).rejects.toMatchObject({ code: 11, msg: 'plugin type="meta" failed (delete): busy' });
+    expect(f.calls.map((c) => `${c.type}:${c.command}`)).toEqual(['meta:DEL', 'main:DEL']);
+    expect(readCacheEntry(cacheDir, { network: 'net', containerId: 'c1', ifName: 'eth0' })).toBeDefined();
+    const gone = fakeExec({ main: behaviour.main });
+    const without = new CniRuntime({ cniPath: '/fake', cacheDir, exec: gone.exec, env: {} });
+    await expect(without.del(twoPlugins, rt)).rejects.toThrow('failed to find plugin "meta"');
+    expect(gone.calls.map((c) => `${c.type}:${c.command}`)).toEqual(['main:DEL']);
   });
 
   it('still runs every plugin when the cache file is empty or corrupt (no prevResult)', async () => {

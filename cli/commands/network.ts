@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../../lib/fs.ts';
 import { addToIp, cidrContains, compareIp, prevIp, formatCidr, formatIp, lastAddress, networkAddress, nextIp, parseCidr, parseIp, type Cidr } from '../../lib/ip/cidr.ts';
 import { listCacheEntries, readCacheEntry } from '../../lib/libcni/cache.ts';
-import { confFiles, loadNetworkConf, type JsonObject } from '../../lib/libcni/conf.ts';
+import { confFiles, listNetworks, loadNetworkConf, type JsonObject } from '../../lib/libcni/conf.ts';
 import { withRtnl } from '../../lib/netlink/rtnl.ts';
 import { PLUGIN_NAMES } from '../../plugins/registry.ts';
 import { dnsDirFor, lockPath, networkLock, readRecords, releaseNetwork } from '../../plugins/dns/state.ts';
@@ -559,6 +559,8 @@ export function networkCommand(action: ActionFn): CommandModule {
           action<object>(async (ctx, a) => {
             const nets = listNetworkSummaries(ctx);
             write(a.json ? `${JSON.stringify(nets, null, 2)}\n` : renderNetworkTable(nets));
+            // Files that are no network at all are said, not hidden (stderr: stdout stays the listing).
+            for (const b of listNetworks(ctx.netDir).filter((n) => n.error)) process.stderr.write(`tscni: skipped ${b.file}: ${b.error}\n`);
           }),
         )
         .command(

@@ -170,26 +170,45 @@ export function confListFromConf(raw: JsonObject): NetworkConfList {
   return confListFromBytes(Buffer.from(JSON.stringify(doc)));
 }
 
-/** Find network `name` in `dir`: conflists first, then single .conf/.json files. */
+/**
+ * Find network `name` in `dir`: conflists first, then single .conf/.json files.
+ * Beyond libcni (which fails on the first file it cannot parse): a broken file
+ * does not hide the networks of the others; when `name` is found nowhere, the
+ * error names the broken files too (one of them may be the network asked for).
+ */
 export function loadNetworkConf(dir: string, name: string): NetworkConfList {
+  const broken: string[] = [];
   const lists = confFiles(dir, ['.conflist']);
   for (const f of lists) {
-    const list = confListFromFile(f, dir);
+    let list: NetworkConfList;
+    try {
+      list = confListFromFile(f, dir);
+    } catch (e) {
+      broken.push((e as Error).message);
+      continue;
+    }
     if (list.name === name) return list;
   }
   const singles = confFiles(dir, ['.conf', '.json']);
   if (lists.length === 0 && singles.length === 0) throw new ConfError(`no net configurations found in ${dir}`);
   for (const f of singles) {
-    let raw: unknown;
+    let conf: PluginConf;
     try {
-      raw = JSON.parse(readFile(f).toString('utf8'));
+      let raw: unknown;
+      try {
+        raw = JSON.parse(readFile(f).toString('utf8'));
+      } catch (e) {
+        throw new ConfError(`${f}: error parsing configuration: ${(e as Error).message}`);
+      }
+      conf = parsePluginConf(raw, f);
     } catch (e) {
-      throw new ConfError(`${f}: error parsing configuration: ${(e as Error).message}`);
+      broken.push((e as Error).message);
+      continue;
     }
-    const conf = parsePluginConf(raw, f);
     if (conf.raw.name === name) return confListFromConf(conf.raw);
   }
-  throw new ConfError(`no net configuration with name "${name}" in ${dir}`);
+  const unreadable = broken.length ? `; files that could not be read: ${broken.join('; ')}` : '';
+  throw new ConfError(`no net configuration with name "${name}" in ${dir}${unreadable}`);
 }
 
 /** Every network defined in `dir` (for listings); broken files are reported, not fatal. */

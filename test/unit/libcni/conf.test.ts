@@ -56,7 +56,15 @@ describe('loadNetworkConf', () => {
 
   it('reports a broken file by path', () => {
     write('10-bad.conflist', '{ not json');
-    expect(() => loadNetworkConf(dir, 'a')).toThrow(/10-bad\.conflist: error parsing configuration list/);
+    expect(() => loadNetworkConf(dir, 'a')).toThrow(/no net configuration with name "a" in .*10-bad\.conflist: error parsing configuration list/);
+  });
+
+  it('a broken file does not hide the networks of the others', () => {
+    write('10-bad.conflist', '{ not json');
+    write('20-a.conflist', { cniVersion: '1.0.0', name: 'a', plugins: [{ type: 't' }] });
+    write('30-b.conf', '{ nope');
+    expect(loadNetworkConf(dir, 'a').name).toBe('a');
+    expect(() => loadNetworkConf(dir, 'b')).toThrow(/30-b\.conf.*10-bad\.conflist|10-bad\.conflist.*30-b\.conf/);
   });
 });
 

@@ -51,7 +51,7 @@ function writeSysctl(path: string, value: string): void {
   try {
     writeFileSync(sysctlPath(path), value);
   } catch (e) {
-    throw new Error(`failed to set sysctl ${path}=${value}: ${(e as Error).message}`);
+    throw new CniError(ErrorCode.Internal, `failed to set sysctl ${path.replaceAll('/', '.')} to ${JSON.stringify(value)} in the pod's namespace`, (e as Error).message);
   }
 }
 

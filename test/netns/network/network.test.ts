@@ -256,6 +256,26 @@ describe('names', () => {
     expect(resolveIn(e, pa, multi).length).toBe(1);
   });
 
+  it("upgrade: a per-network server of an older tscni (argv dns serve --network) is stopped by the first ADD that needs the port", async () => {
+    const e = newNetEnv();
+    const n = createNetwork(e, networkName());
+    // Stands in for the old server: its argv and environment are what the new plugin recognises.
+    const legacy = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', 'dns', 'serve', '--network', n.name], {
+      env: { ...process.env, TSCNI_DNS_DIR: dnsBase(e) },
+      stdio: 'ignore',
+    });
+    try {
+      await waitFor('the stand-in to start', () => alive(legacy.pid as number));
+      const p = podName(e);
+      const ip = ipOf(tscniOk(e, ['up', n.name, p, '--json']));
+      await waitFor('the old server to be stopped', () => !alive(legacy.pid as number));
+      expect(serverPids(dnsBase(e))).toHaveLength(1);
+      expect(resolveIn(e, p, p)).toEqual([ip]);
+    } finally {
+      legacy.kill('SIGKILL');
+    }
+  });
+
   it("a network's last pod closes its sockets; the server stays for the other networks and stops with the last", async () => {
     const e = newNetEnv();
     const a = createNetwork(e, networkName());

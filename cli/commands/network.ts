@@ -190,7 +190,13 @@ export function summarise(doc: JsonObject, file: string): Omit<NetworkSummary, '
   const main = plugins[0] ?? {};
   const ipam = (main.ipam ?? {}) as JsonObject;
   const gateways: string[] = [];
-  for (const set of Array.isArray(ipam.ranges) ? (ipam.ranges as JsonObject[][]) : []) for (const r of set) if (typeof r.gateway === 'string') gateways.push(r.gateway);
+  for (const set of Array.isArray(ipam.ranges) ? (ipam.ranges as JsonObject[][]) : []) {
+    for (const r of Array.isArray(set) ? set : []) {
+      if (typeof r.gateway === 'string') gateways.push(r.gateway);
+      // host-local's default gateway, which bridge puts on the bridge: the subnet's first address.
+      else if (main.isGateway === true && typeof r.subnet === 'string' && parseCidr(r.subnet)) gateways.push(defaultGateway(r.subnet));
+    }
+  }
   const dnsPlugin = plugins.find((p) => p.type === 'dnsname');
   const fw = plugins.find((p) => p.type === 'firewall');
   const routes = Array.isArray(ipam.routes) ? (ipam.routes as JsonObject[]) : [];

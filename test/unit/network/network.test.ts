@@ -184,6 +184,14 @@ const inspected = {
   isolatedFrom: ['db-net'],
 };
 
+describe('summarise', () => {
+  it("an isGateway bridge without an explicit gateway shows host-local's default, the subnet's first address", () => {
+    const doc = { name: 'n', plugins: [{ type: 'bridge', isGateway: true, ipam: { type: 'host-local', ranges: [[{ subnet: '10.85.0.0/16' }], [{ subnet: 'fd85::/64', gateway: 'fd85::9' }]] } }] };
+    expect(summarise(doc, '/x').gateways).toEqual(['10.85.0.1', 'fd85::9']);
+    expect(summarise({ ...doc, plugins: [{ ...doc.plugins[0], isGateway: false }] }, '/x').gateways).toEqual(['fd85::9']);
+  });
+});
+
 describe('ls and inspect renderers', () => {
   it('ls table (golden)', () => {
     expect(renderNetworkTable([inspected])).toBe(['NAME  DRIVER  SUBNETS       GATEWAY    PODS', 'web   bridge  10.89.0.0/24  10.89.0.1  2', ''].join('\n'));

@@ -9,7 +9,7 @@ import type { Family } from '../ip/prefix.ts';
 import { hasCommand } from './backend.ts';
 import { IPTABLES as IPT } from './iptables-restore.ts';
 import type { MasqDriver, TeardownTarget } from './masq-driver.ts';
-import { familyOfCidrs, missingMasq, parseMasqComment, parsePostrouting, renderMasqSetup, renderMasqTeardown, renderMasqTeardownExact } from './masquerade-iptables.ts';
+import { familyOfCidrs, masqJump, missingMasq, parseMasqComment, parsePostrouting, renderMasqSetup, renderMasqTeardown, renderMasqTeardownExact } from './masquerade-iptables.ts';
 import { formatChainName, formatComment } from './naming.ts';
 
 async function listPostrouting(family: Family): Promise<string | undefined> {
@@ -72,20 +72,20 @@ export const iptablesMasq: MasqDriver = {
     await settleAll(tasks, 'iptables masquerade GC');
   },
 
-  /** Per family, one `-S POSTROUTING` and one `-S <chain>` (in parallel), judged by missingMasq: the jump and the chain's rules. */
+  /** Per family, `-S <chain>` (its rules) and one `-C` per address (its jump), in parallel, judged by missingMasq. */
   async missing(cidrs, network, _ifname, containerId) {
     const chain = formatChainName(network, containerId);
     const comment = formatComment(network, containerId);
-    const list = async (family: Family, what: string) => {
-      const r = await run([IPT[family].main, '-w', '-t', 'nat', '-S', what], { allowFailure: true });
-      return r.code === 0 ? r.stdout : '';
-    };
+    const ok = async (family: Family, args: string[]) => (await run([IPT[family].main, '-w', '-t', 'nat', ...args], { allowFailure: true })).code === 0;
     const lost = await Promise.all(
       ([4, 6] as const).map(async (family) => {
         const mine = familyOfCidrs(cidrs, family);
         if (mine.length === 0) return [];
-        const [postrouting, chainText] = await Promise.all([list(family, 'POSTROUTING'), list(family, chain)]);
-        return missingMasq(family, chain, comment, mine, postrouting, chainText);
+        const [listed, found] = await Promise.all([
+          run([IPT[family].main, '-w', '-t', 'nat', '-S', chain], { allowFailure: true }),
+          Promise.all(mine.map((c) => ok(family, ['-C', ...masqJump(chain, comment, c)]))),
+        ]);
+        return missingMasq(family, chain, comment, mine, listed.code === 0 ? listed.stdout : '', mine.filter((_, i) => found[i]));
       }),
     );
     const missing = new Set(lost.flat());

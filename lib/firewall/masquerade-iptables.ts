@@ -84,11 +84,6 @@ export function renderMasqTeardownExact(chain: string, comment: string, cidrs: r
   return renderRestore({ table: 'nat', ops });
 }
 
-/** An address as `iptables -S` prints a `-s`/`-d` match: a host address gets its /32 or /128. */
-function asListed(cidrOrAddr: string): string {
-  return cidrOrAddr.includes('/') ? cidrOrAddr : `${cidrOrAddr}/${familyOf(cidrOrAddr) === 4 ? 32 : 128}`;
-}
-
 /** Whether `args` (one listed rule) holds `flag value`, negated when `negated`. */
 function hasMatch(args: readonly string[], flag: string, value: string, negated = false): boolean {
   for (let i = 0; i < args.length - 1; i++) {
@@ -97,21 +92,26 @@ function hasMatch(args: readonly string[], flag: string, value: string, negated 
   return false;
 }
 
+/** The POSTROUTING jump of one address, as `iptables -C` takes it (the rule masqRules appends). */
+export function masqJump(chain: string, comment: string, cidr: string): string[] {
+  return ['POSTROUTING', ...jump(chain, comment, cidr)];
+}
+
 /**
  * CHECK, pure: the addresses (of one family) whose masquerade is not in place,
- * given `iptables -t nat -S POSTROUTING` and `iptables -t nat -S <chain>`
- * output ('' when the chain does not exist). An address counts as in place
- * when POSTROUTING jumps to the chain for it with the tag comment AND the
- * chain holds every rule masqRules makes (ACCEPT per pod subnet, MASQUERADE
- * but multicast): a flushed chain masquerades nothing although the jump is there.
+ * given `iptables -t nat -S <chain>` output ('' when the chain does not exist)
+ * and the addresses whose POSTROUTING jump `iptables -C` found (`jumped`). An
+ * address counts as in place when its jump is there AND the chain holds every
+ * rule masqRules makes (ACCEPT per pod subnet, MASQUERADE but multicast): a
+ * flushed chain masquerades nothing although the jump is there. Nothing here
+ * lists POSTROUTING, whose length grows with the pods on the node.
  */
-export function missingMasq(family: Family, chain: string, comment: string, cidrs: readonly string[], postrouting: string, chainText: string): string[] {
+export function missingMasq(family: Family, chain: string, comment: string, cidrs: readonly string[], chainText: string, jumped: readonly string[]): string[] {
   const own = parseRules(chainText).filter((r) => r.chain === chain && r.comment === comment);
   const chainOk =
     [...new Set(cidrs.map(networkOf))].every((net) => own.some((r) => r.target === 'ACCEPT' && hasMatch(r.args, '-d', net))) &&
     own.some((r) => r.target === 'MASQUERADE' && hasMatch(r.args, '-d', MULTICAST_NET[family], true));
-  const jumps = parseRules(postrouting).filter((r) => r.chain === 'POSTROUTING' && r.target === chain && r.comment === comment);
-  return cidrs.filter((c) => !chainOk || !jumps.some((r) => hasMatch(r.args, '-s', asListed(addrOf(c)))));
+  return cidrs.filter((c) => !chainOk || !jumped.includes(c));
 }
 
 export function familyOfCidrs(cidrs: readonly string[], family: Family): string[] {

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatChainName, formatComment } from '../../../../lib/firewall/naming.ts';
 import {
+  masqJump,
   missingMasq,
   parseMasqComment,
   parsePostrouting,
@@ -70,32 +71,34 @@ describe('iptables masquerade rendering', () => {
   });
 });
 
-describe('iptables masquerade CHECK (missingMasq, on -S text)', () => {
+describe('iptables masquerade CHECK (missingMasq: -S <chain> text, and the addresses whose jump -C found)', () => {
   const chain = 'CNI-0123456789abcdef01234567';
   const tag = '-m comment --comment "name: \\"n\\" id: \\"c1\\""';
   const comment = 'name: "n" id: "c1"';
-  const post = [`-P POSTROUTING ACCEPT`, `-A POSTROUTING -s 10.0.0.2/32 ${tag} -j ${chain}`, `-A POSTROUTING -s 10.0.1.2/32 ${tag} -j ${chain}`].join('\n');
   const full = [`-N ${chain}`, `-A ${chain} -d 10.0.0.0/24 ${tag} -j ACCEPT`, `-A ${chain} -d 10.0.1.0/24 ${tag} -j ACCEPT`, `-A ${chain} ! -d 224.0.0.0/4 ${tag} -j MASQUERADE`].join('\n');
   const cidrs = ['10.0.0.2/24', '10.0.1.2/24'];
 
   it('nothing missing when the jumps and the chain\'s rules are there', () => {
-    expect(missingMasq(4, chain, comment, cidrs, post, full)).toEqual([]);
+    expect(missingMasq(4, chain, comment, cidrs, full, cidrs)).toEqual([]);
   });
 
   it('a flushed or missing chain: every address; a missing jump: that address; a missing ACCEPT or MASQUERADE: every address', () => {
-    expect(missingMasq(4, chain, comment, cidrs, post, `-N ${chain}`)).toEqual(cidrs);
-    expect(missingMasq(4, chain, comment, cidrs, post, '')).toEqual(cidrs);
-    expect(missingMasq(4, chain, comment, cidrs, post.split('\n').slice(0, 2).join('\n'), full)).toEqual(['10.0.1.2/24']);
-    expect(missingMasq(4, chain, comment, cidrs, post, full.replace(`-A ${chain} -d 10.0.1.0/24 ${tag} -j ACCEPT`, ''))).toEqual(cidrs);
-    expect(missingMasq(4, chain, comment, cidrs, post, full.replace('! -d 224.0.0.0/4', '-d 224.0.0.0/4'))).toEqual(cidrs);
-    expect(missingMasq(4, chain, 'name: "n" id: "other"', cidrs, post, full)).toEqual(cidrs);
+    expect(missingMasq(4, chain, comment, cidrs, `-N ${chain}`, cidrs)).toEqual(cidrs);
+    expect(missingMasq(4, chain, comment, cidrs, '', cidrs)).toEqual(cidrs);
+    expect(missingMasq(4, chain, comment, cidrs, full, ['10.0.0.2/24'])).toEqual(['10.0.1.2/24']);
+    expect(missingMasq(4, chain, comment, cidrs, full.replace(`-A ${chain} -d 10.0.1.0/24 ${tag} -j ACCEPT`, ''), cidrs)).toEqual(cidrs);
+    expect(missingMasq(4, chain, comment, cidrs, full.replace('! -d 224.0.0.0/4', '-d 224.0.0.0/4'), cidrs)).toEqual(cidrs);
+    expect(missingMasq(4, chain, 'name: "n" id: "other"', cidrs, full, cidrs)).toEqual(cidrs);
   });
 
-  it('IPv6: /128 jumps and ff00::/8', () => {
-    const p6 = `-A POSTROUTING -s fd10::2/128 ${tag} -j ${chain}`;
+  it('IPv6: ff00::/8', () => {
     const c6 = [`-A ${chain} -d fd10::/64 ${tag} -j ACCEPT`, `-A ${chain} ! -d ff00::/8 ${tag} -j MASQUERADE`].join('\n');
-    expect(missingMasq(6, chain, comment, ['fd10::2/64'], p6, c6)).toEqual([]);
-    expect(missingMasq(6, chain, comment, ['fd10::2/64'], p6, c6.replace('ff00::/8', '224.0.0.0/4'))).toEqual(['fd10::2/64']);
+    expect(missingMasq(6, chain, comment, ['fd10::2/64'], c6, ['fd10::2/64'])).toEqual([]);
+    expect(missingMasq(6, chain, comment, ['fd10::2/64'], c6.replace('ff00::/8', '224.0.0.0/4'), ['fd10::2/64'])).toEqual(['fd10::2/64']);
+  });
+
+  it('the -C of a jump is the rule masqRules appends to POSTROUTING', () => {
+    expect(masqJump(chain, comment, '10.0.0.2/24')).toEqual(['POSTROUTING', '-s', '10.0.0.2', '-j', chain, '-m', 'comment', '--comment', comment]);
   });
 });
 

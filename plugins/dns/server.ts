@@ -54,6 +54,9 @@ export interface ServerState {
   clients?: Set<string>;
   /** Every network the server serves (this one too): a pod on several networks learns the names of all of them. */
   peers?: () => Iterable<ServerState>;
+  /** The container IDs of the records, by address, and all of them: rebuilt with the records. */
+  owners?: Map<string, string[]>;
+  ids?: Set<string>;
 }
 
 /** How close (ms) a records/ mtime may be to the last read and still hide a change (mtimes tick coarsely). */
@@ -69,6 +72,9 @@ function currentRecords(s: ServerState): NameRecord[] {
     s.records = readRecords(s.dir);
     s.stamp = stamp;
     s.clients = new Set([...(s.gateways ?? []), ...s.records.flatMap((r) => r.ips)]);
+    s.owners = new Map();
+    for (const r of s.records) for (const ip of r.ips) s.owners.set(ip, [...(s.owners.get(ip) ?? []), r.containerId]);
+    s.ids = new Set(s.records.map((r) => r.containerId));
   }
   return s.records;
 }
@@ -97,11 +103,13 @@ export function mayAsk(s: ServerState, client: string | undefined): boolean {
  */
 export function scopesFor(s: ServerState, client: string | undefined): ServerState[] {
   const addr = client?.replace(/^::ffff:/, '');
-  const ids = new Set(addr ? s.records.filter((r) => r.ips.includes(addr)).map((r) => r.containerId) : []);
+  const ids = (addr && s.owners?.get(addr)) || [];
   const out = [s];
-  if (ids.size === 0) return out;
+  if (ids.length === 0) return out;
   for (const p of s.peers?.() ?? []) {
-    if (p !== s && currentRecords(p).some((r) => ids.has(r.containerId))) out.push(p);
+    if (p === s) continue;
+    currentRecords(p);
+    if (ids.some((id) => p.ids?.has(id))) out.push(p);
   }
   return out;
 }

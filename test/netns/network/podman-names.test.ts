@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tryRun } from '../../helpers/netns.ts';
+import { podmanRunner } from '../../helpers/podman.ts';
 import { BIN_DIR, binPath } from '../../helpers/plugin.ts';
 import { serverPids } from './helpers.ts';
 
@@ -25,18 +26,8 @@ const id = randomBytes(2).toString('hex');
 const nets: string[] = [];
 /** Where the dnsname plugin keeps its state when podman runs it (no TSCNI_* in its environment). */
 const DNS_BASE = '/run/tscni/dns';
-const env = { ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf') };
+const { env, podman, podmanOk, ipOf } = podmanRunner(dir);
 
-function podman(...args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync('podman', args, { env, encoding: 'utf8', timeout: 60_000 });
-  return { code: r.status ?? -1, out: (r.stdout ?? '').trim(), err: (r.stderr ?? '').trim() };
-}
-function podmanOk(...args: string[]): string {
-  const r = podman(...args);
-  if (r.code !== 0) throw new Error(`podman ${args.join(' ')} failed (${r.code}): ${r.err}`);
-  return r.out;
-}
-const ipOf = (ctr: string, net: string) => podmanOk('inspect', ctr, '--format', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`);
 const conflist = (net: string) => JSON.parse(readFileSync(join(netDir, `${net}.conflist`), 'utf8')) as { plugins: { type: string; bridge?: string; domainName?: string }[] };
 
 /** The address `name` resolves to inside `ctr` (busybox nslookup against the container's resolv.conf), or undefined. */

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tryRun } from '../../helpers/netns.ts';
+import { podmanRunner } from '../../helpers/podman.ts';
 import { removeSharedIfNew, snapshotShared } from '../../helpers/portmap-shared.ts';
 import { BIN_DIR, binPath } from '../../helpers/plugin.ts';
 
@@ -35,20 +36,10 @@ const id = randomBytes(2).toString('hex');
 const nets: string[] = [];
 // portmap's shared chains stay after the last pod, as the reference's do: removed at the end only if this file made them.
 const portmapShared = snapshotShared();
-const env = { ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf') };
+const { env, podman, podmanOk, ipOf } = podmanRunner(dir);
 let portBase = 33000 + Math.floor(Math.random() * 400) * 2;
 
-function podman(...args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync('podman', args, { env, encoding: 'utf8', timeout: 60_000 });
-  return { code: r.status ?? -1, out: (r.stdout ?? '').trim(), err: (r.stderr ?? '').trim() };
-}
-function podmanOk(...args: string[]): string {
-  const r = podman(...args);
-  if (r.code !== 0) throw new Error(`podman ${args.join(' ')} failed (${r.code}): ${r.err}`);
-  return r.out;
-}
 const fetchHost = (url: string) => spawnSync('curl', ['-s', '-m', '3', url], { encoding: 'utf8' }).stdout.trim();
-const ipOf = (ctr: string, net: string) => podmanOk('inspect', ctr, '--format', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`);
 const pings = (ctr: string, ip: string) => podman('exec', ctr, 'ping', '-c', '1', '-W', '1', ip).code === 0;
 const bridgeOf = (net: string) => (JSON.parse(readFileSync(join(netDir, `${net}.conflist`), 'utf8')) as { plugins: { type: string; bridge?: string }[] }).plugins[0]?.bridge as string;
 
